@@ -1,0 +1,1 @@
+"""chatkit-backend: a self-hosted ChatKit server on SQL with any LiteLLM model."""

@@ -1,0 +1,1 @@
+"""The ChatKit side: store, server, history, event fixes and the HTTP routes."""

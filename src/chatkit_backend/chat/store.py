@@ -1,0 +1,388 @@
+"""The ChatKit `Store` on SQL: one code path for SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+Every query is scoped to the user in the request context: another user's thread,
+item or attachment behaves exactly as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+from uuid import uuid4
+
+from chatkit.store import NotFoundError, Store, StoreItemType
+from chatkit.types import (
+    Attachment,
+    FeedbackKind,
+    Page,
+    Thread,
+    ThreadItem,
+    ThreadMetadata,
+)
+from pydantic import TypeAdapter
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..context import RequestContext
+from .tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
+
+MAX_PAGE_SIZE = 100
+
+_ID_PREFIXES: dict[str, str] = {
+    "thread": "thr",
+    "message": "msg",
+    "tool_call": "tc",
+    "workflow": "wf",
+    "task": "tsk",
+    "attachment": "atc",
+    "sdk_hidden_context": "shcx",
+}
+
+_item_adapter: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
+_attachment_adapter: TypeAdapter[Attachment] = TypeAdapter(Attachment)
+
+
+def new_id(kind: str) -> str:
+    """A full-entropy (128-bit) id keeping the SDK's prefix; the SDK default has 32 bits."""
+    return f"{_ID_PREFIXES[kind]}_{uuid4().hex}"
+
+
+def utc_naive(moment: datetime) -> datetime:
+    """UTC without tzinfo, the one form stored. The SDK hands out naive *local* times."""
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def clamp_limit(limit: int | None, default: int = 20) -> int:
+    return max(1, min(limit or default, MAX_PAGE_SIZE))
+
+
+def _after_cursor(
+    created_col: Any, seq_col: Any, created: datetime, seq: int, order: str
+) -> ColumnElement[bool]:
+    # The leading range term keeps the condition index-friendly on both databases.
+    if order == "desc":
+        return and_(created_col <= created, or_(created_col < created, seq_col < seq))
+    return and_(created_col >= created, or_(created_col > created, seq_col > seq))
+
+
+class SQLStore(Store[RequestContext]):
+    """Threads, items, attachments and feedback in SQL tables."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+        # SQLite has one writer at a time; queueing writes here avoids its busy-wait
+        # polling, which adds tens of milliseconds under concurrency.
+        self._write_lock: asyncio.Lock | None = (
+            asyncio.Lock() if self._dialect == "sqlite" else None
+        )
+
+    # ids -------------------------------------------------------------------
+
+    def generate_thread_id(self, context: RequestContext) -> str:
+        return new_id("thread")
+
+    def generate_item_id(
+        self, item_type: StoreItemType, thread: ThreadMetadata, context: RequestContext
+    ) -> str:
+        return new_id(item_type)
+
+    def generate_attachment_id(self, mime_type: str, context: RequestContext) -> str:
+        return new_id("attachment")
+
+    # plumbing --------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock:
+            async with self.engine.begin() as conn:
+                yield conn
+
+    def _insert(self, table: Any) -> Any:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    # threads ---------------------------------------------------------------
+
+    async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
+        async with self.engine.connect() as conn:
+            data = await conn.scalar(
+                select(ThreadRow.data).where(
+                    ThreadRow.id == thread_id, ThreadRow.user_id == context.user_id
+                )
+            )
+        if data is None:
+            raise NotFoundError(f"Thread {thread_id} not found")
+        return ThreadMetadata.model_validate_json(data)
+
+    async def save_thread(self, thread: ThreadMetadata, context: RequestContext) -> None:
+        if isinstance(thread, Thread):
+            thread = ThreadMetadata.model_validate(thread.model_dump(exclude={"items"}))
+        data = thread.model_dump_json()
+        now = utcnow()
+        stmt = self._insert(ThreadRow.__table__).values(
+            id=thread.id,
+            user_id=context.user_id,
+            title=thread.title,
+            created_at=utc_naive(thread.created_at),
+            updated_at=now,
+            data=data,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={"title": thread.title, "data": data, "updated_at": now},
+            where=ThreadRow.__table__.c.user_id == context.user_id,
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+
+    async def load_threads(
+        self, limit: int, after: str | None, order: str, context: RequestContext
+    ) -> Page[ThreadMetadata]:
+        limit = clamp_limit(limit)
+        query = select(ThreadRow.id, ThreadRow.data).where(
+            ThreadRow.user_id == context.user_id
+        )
+        async with self.engine.connect() as conn:
+            if after:
+                cursor = (
+                    await conn.execute(
+                        select(ThreadRow.created_at, ThreadRow.seq).where(
+                            ThreadRow.id == after, ThreadRow.user_id == context.user_id
+                        )
+                    )
+                ).first()
+                if cursor is None:
+                    raise NotFoundError(f"Thread {after} not found")
+                query = query.where(
+                    _after_cursor(ThreadRow.created_at, ThreadRow.seq, *cursor, order)
+                )
+            if order == "desc":
+                query = query.order_by(ThreadRow.created_at.desc(), ThreadRow.seq.desc())
+            else:
+                query = query.order_by(ThreadRow.created_at, ThreadRow.seq)
+            rows = (await conn.execute(query.limit(limit + 1))).all()
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(
+            data=[ThreadMetadata.model_validate_json(row.data) for row in rows],
+            has_more=has_more,
+            after=rows[-1].id if has_more else None,
+        )
+
+    async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
+        uid = context.user_id
+        async with self._write() as conn:
+            result = await conn.execute(
+                delete(ThreadRow).where(ThreadRow.id == thread_id, ThreadRow.user_id == uid)
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(f"Thread {thread_id} not found")
+            # The SDK leaves attachments and feedback behind; a deleted thread leaves nothing.
+            for table in (ItemRow, AttachmentRow, FeedbackRow):
+                await conn.execute(
+                    delete(table).where(table.thread_id == thread_id, table.user_id == uid)
+                )
+
+    # items -----------------------------------------------------------------
+
+    async def load_thread_items(
+        self,
+        thread_id: str,
+        after: str | None,
+        limit: int,
+        order: str,
+        context: RequestContext,
+    ) -> Page[ThreadItem]:
+        limit = clamp_limit(limit)
+        scope = (ItemRow.thread_id == thread_id, ItemRow.user_id == context.user_id)
+        query = select(ItemRow.id, ItemRow.data).where(*scope)
+        async with self.engine.connect() as conn:
+            if after:
+                cursor = (
+                    await conn.execute(
+                        select(ItemRow.created_at, ItemRow.seq).where(
+                            ItemRow.id == after, *scope
+                        )
+                    )
+                ).first()
+                if cursor is None:
+                    raise NotFoundError(f"Item {after} not found")
+                query = query.where(
+                    _after_cursor(ItemRow.created_at, ItemRow.seq, *cursor, order)
+                )
+            if order == "desc":
+                query = query.order_by(ItemRow.created_at.desc(), ItemRow.seq.desc())
+            else:
+                query = query.order_by(ItemRow.created_at, ItemRow.seq)
+            rows = (await conn.execute(query.limit(limit + 1))).all()
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(
+            data=[_item_adapter.validate_json(row.data) for row in rows],
+            has_more=has_more,
+            after=rows[-1].id if has_more else None,
+        )
+
+    async def add_thread_item(
+        self, thread_id: str, item: ThreadItem, context: RequestContext
+    ) -> None:
+        # An upsert: the SDK saves an open workflow at the end of one run and saves it
+        # again, same id, when the next run closes it.
+        await self._upsert_item(thread_id, item, context)
+
+    async def save_item(
+        self, thread_id: str, item: ThreadItem, context: RequestContext
+    ) -> None:
+        await self._upsert_item(thread_id, item, context)
+
+    async def _upsert_item(
+        self, thread_id: str, item: ThreadItem, context: RequestContext
+    ) -> None:
+        created = utc_naive(item.created_at)
+        stored = item.model_copy(
+            update={"created_at": created.replace(tzinfo=timezone.utc)}
+        )
+        data = stored.model_dump_json()
+        table = ItemRow.__table__
+        stmt = self._insert(table).values(
+            id=item.id,
+            thread_id=thread_id,
+            user_id=context.user_id,
+            type=item.type,
+            created_at=created,
+            data=data,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={"data": data, "type": item.type},
+            # Never let an id, however it was obtained, overwrite someone else's row.
+            where=and_(
+                table.c.user_id == context.user_id, table.c.thread_id == thread_id
+            ),
+        )
+        async with self._write() as conn:
+            # Writing the thread first both checks ownership and takes SQLite's write
+            # lock up front, so the transaction never has to upgrade a read lock.
+            bumped = await conn.execute(
+                update(ThreadRow)
+                .where(ThreadRow.id == thread_id, ThreadRow.user_id == context.user_id)
+                .values(updated_at=utcnow())
+            )
+            if bumped.rowcount == 0:
+                raise NotFoundError(f"Thread {thread_id} not found")
+            await conn.execute(stmt)
+
+    async def load_item(
+        self, thread_id: str, item_id: str, context: RequestContext
+    ) -> ThreadItem:
+        async with self.engine.connect() as conn:
+            data = await conn.scalar(
+                select(ItemRow.data).where(
+                    ItemRow.id == item_id,
+                    ItemRow.thread_id == thread_id,
+                    ItemRow.user_id == context.user_id,
+                )
+            )
+        if data is None:
+            raise NotFoundError(f"Item {item_id} not found")
+        return _item_adapter.validate_json(data)
+
+    async def delete_thread_item(
+        self, thread_id: str, item_id: str, context: RequestContext
+    ) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                delete(ItemRow).where(
+                    ItemRow.id == item_id,
+                    ItemRow.thread_id == thread_id,
+                    ItemRow.user_id == context.user_id,
+                )
+            )
+
+    # attachments -----------------------------------------------------------
+
+    async def save_attachment(self, attachment: Attachment, context: RequestContext) -> None:
+        data = attachment.model_dump_json()
+        table = AttachmentRow.__table__
+        stmt = self._insert(table).values(
+            id=attachment.id,
+            user_id=context.user_id,
+            thread_id=attachment.thread_id,
+            created_at=utcnow(),
+            data=data,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={"data": data, "thread_id": attachment.thread_id},
+            where=table.c.user_id == context.user_id,
+        )
+        async with self._write() as conn:
+            await conn.execute(stmt)
+
+    async def load_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
+        async with self.engine.connect() as conn:
+            data = await conn.scalar(
+                select(AttachmentRow.data).where(
+                    AttachmentRow.id == attachment_id,
+                    AttachmentRow.user_id == context.user_id,
+                )
+            )
+        if data is None:
+            raise NotFoundError(f"Attachment {attachment_id} not found")
+        return _attachment_adapter.validate_json(data)
+
+    async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                delete(AttachmentRow).where(
+                    AttachmentRow.id == attachment_id,
+                    AttachmentRow.user_id == context.user_id,
+                )
+            )
+
+    # feedback --------------------------------------------------------------
+
+    async def save_feedback(
+        self,
+        thread_id: str,
+        item_ids: Sequence[str],
+        kind: FeedbackKind,
+        context: RequestContext,
+    ) -> int:
+        """Record `kind` for those of `item_ids` that are in the user's thread; count them."""
+        uid = context.user_id
+        now = utcnow()
+        async with self._write() as conn:
+            found = (
+                await conn.scalars(
+                    select(ItemRow.id).where(
+                        ItemRow.id.in_(list(item_ids)),
+                        ItemRow.thread_id == thread_id,
+                        ItemRow.user_id == uid,
+                    )
+                )
+            ).all()
+            for item_id in found:
+                stmt = self._insert(FeedbackRow.__table__).values(
+                    user_id=uid, item_id=item_id, thread_id=thread_id, kind=kind,
+                    created_at=now,
+                )
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["user_id", "item_id"],
+                    set_={"kind": kind, "created_at": now},
+                )
+                await conn.execute(stmt)
+        return len(found)

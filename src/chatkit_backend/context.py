@@ -1,0 +1,14 @@
+"""The per-request context every store call, tool and service receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Who is asking. Every row read or written is scoped to `user_id`."""
+
+    user_id: str
+    request_id: str = field(default_factory=lambda: uuid4().hex)

@@ -1,0 +1,34 @@
+"""FastAPI dependencies that hand the app's shared objects to routes (no globals)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .config import Settings
+
+if TYPE_CHECKING:
+    from .chat.server import ChatServer
+    from .chat.store import SQLStore
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def get_store(request: Request) -> SQLStore:
+    store: SQLStore = request.app.state.store
+    return store
+
+
+def get_chat_server(request: Request) -> ChatServer:
+    server: ChatServer = request.app.state.chat_server
+    return server

@@ -1,0 +1,53 @@
+"""Throw-away databases for tests: a SQLite file, or a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("TEST_PG_USER", "postgres")
+PG_ADMIN_DB = os.environ.get("TEST_PG_DB", "test")
+
+
+async def _admin() -> asyncpg.Connection:
+    return await asyncpg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB, timeout=5
+    )
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """Create a uniquely named database, yield its plain postgresql:// URL, drop it."""
+    try:
+        admin = await _admin()
+    except (OSError, asyncpg.PostgresError) as exc:
+        reason = f"PostgreSQL unreachable on {PG_HOST}:{PG_PORT}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"ckb_test_{uuid.uuid4().hex[:12]}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        # The plain form the seeds write; the app must accept it unchanged.
+        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        admin = await _admin()
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'chatkit.db'}"
