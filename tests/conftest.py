@@ -8,16 +8,20 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatkit_backend.config import load_settings
+from chatkit_backend.agent.titles import TITLE_PROMPT
+from chatkit_backend.config import Settings, load_settings
 from chatkit_backend.db import create_engine, migrate
 
 from .databases import postgres_database, sqlite_url
+from .live import ChatKitClient, live_server
+from .scripted_provider import ScriptedProvider, Text
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -40,3 +44,43 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield eng
     finally:
         await eng.dispose()
+
+
+@pytest.fixture
+def provider() -> Iterator[ScriptedProvider]:
+    """The scripted OpenAI-compatible provider; title requests get a fixed title."""
+    with ScriptedProvider() as scripted:
+        scripted.route(is_title_request, Text("Scripted title"))
+        yield scripted
+
+
+def is_title_request(body: dict[str, Any]) -> bool:
+    messages = body.get("messages") or []
+    return bool(messages) and messages[0].get("content") == TITLE_PROMPT
+
+
+def scripted_settings(database_url: str, provider: ScriptedProvider, **extra: Any) -> Settings:
+    """Settings for a server answering through LiteLLM with the scripted provider."""
+    return load_settings(
+        database_url=database_url,
+        model="openai/scripted",
+        model_api_base=provider.base_url,
+        model_api_key="test-key",
+        **extra,
+    )
+
+
+@pytest.fixture
+def server_url(database_url: str, provider: ScriptedProvider) -> Iterator[str]:
+    """A live server on 127.0.0.1 whose model is the scripted provider via LiteLLM."""
+    with live_server(scripted_settings(database_url, provider)) as url:
+        yield url
+
+
+@pytest.fixture
+async def client(server_url: str) -> AsyncIterator[ChatKitClient]:
+    chat = ChatKitClient(server_url)
+    try:
+        yield chat
+    finally:
+        await chat.aclose()

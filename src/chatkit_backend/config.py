@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     history_items: int = Field(default=30, ge=1, le=500)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_message_chars: int = Field(default=4000, ge=1)
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
 
     @field_validator("model", "model_api_base", "model_api_key", mode="before")
     @classmethod

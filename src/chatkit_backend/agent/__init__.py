@@ -1,0 +1,1 @@
+"""The agent side: model selection, the offline model and the todo agent."""

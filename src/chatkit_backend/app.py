@@ -1,0 +1,95 @@
+"""create_app(): settings, database, model, ChatKit server, routes and middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import db
+from .agent.models import build_model, choose_model
+from .agent.planner import todo_planner
+from .agent.todo import build_agent
+from .chat.routes import router as chatkit_router
+from .chat.server import ChatServer
+from .chat.store import SQLStore
+from .chat.streaming import RunTasks
+from .config import Settings, load_settings
+from .deps import get_engine
+from .errors import install_error_handlers, problem
+from .logs import configure_logging
+from .middleware import RequestIdMiddleware
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+# ChatKit's web client sends these besides Authorization and Content-Type.
+CHATKIT_HEADERS = ["x-chatkit-domain-key", "x-chatkit-version", "x-request-id", "idempotency-key"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from agents import set_tracing_disabled
+
+        set_tracing_disabled(not settings.agents_tracing)
+        engine = db.create_engine(settings.async_database_url)
+        await db.migrate(engine)
+        store = SQLStore(engine)
+        choice = choose_model(settings)
+        log.info("model: %s (%s)", choice.name, choice.reason)
+        model = build_model(choice, todo_planner)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.store = store
+        app.state.model_choice = choice
+        app.state.run_tasks = RunTasks()
+        app.state.chat_server = ChatServer(
+            store,
+            choice,
+            lambda: build_agent(model, []),
+            history_items=settings.history_items,
+        )
+        try:
+            yield
+        finally:
+            await app.state.run_tasks.drain(SHUTDOWN_GRACE_SECONDS)
+            await engine.dispose()
+
+    app = FastAPI(title="chatkit-backend", lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["authorization", "content-type", *CHATKIT_HEADERS],
+        expose_headers=["x-request-id", "x-thread-id", "retry-after"],
+    )
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["health"], response_model=None)
+    async def ready(engine: Annotated[AsyncEngine, Depends(get_engine)]) -> object:
+        try:
+            await db.ping(engine)
+        except Exception as exc:
+            log.warning("readiness check failed: %s", type(exc).__name__)
+            return problem(503, "Service Unavailable", "The database is not reachable.")
+        return {"status": "ready", "database": "ok"}
+
+    app.include_router(chatkit_router)
+    return app

@@ -1,0 +1,97 @@
+"""Thread items -> model input, in a form every Chat Completions model accepts.
+
+The SDK's default converter sends earlier assistant turns as `output_text` parts,
+which the Agents SDK rejects for Chat Completions models ("Unknown content") on
+turn 2, and some chat templates (Qwen, llama.cpp) silently answer nothing when
+user content is a list of parts. Everything textual is sent as a plain string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agents import TResponseInputItem
+from chatkit.agents import ThreadItemConverter
+from chatkit.types import (
+    AssistantMessageItem,
+    HiddenContextItem,
+    SDKHiddenContextItem,
+    TaskItem,
+    ThreadItem,
+    UserMessageItem,
+    UserMessageTagContent,
+    WidgetItem,
+    WorkflowItem,
+)
+
+InputItems = TResponseInputItem | list[TResponseInputItem] | None
+
+
+def _user(text: str) -> TResponseInputItem:
+    return {"role": "user", "content": text}
+
+
+def _hidden(text: str) -> TResponseInputItem:
+    return _user(
+        "Hidden context for the agent (not shown to the user):\n"
+        f"<HiddenContext>\n{text}\n</HiddenContext>"
+    )
+
+
+class HistoryConverter(ThreadItemConverter):
+    """ThreadItemConverter whose messages are plain strings."""
+
+    async def user_message_to_input(
+        self, item: UserMessageItem, is_last_message: bool = True
+    ) -> InputItems:
+        text = "".join(
+            f"@{part.text}" if isinstance(part, UserMessageTagContent) else part.text
+            for part in item.content
+        )
+        out = [_user(text)]
+        if item.quoted_text and is_last_message:
+            out.append(_user(f"The user is referring to this in particular:\n{item.quoted_text}"))
+        return out
+
+    async def assistant_message_to_input(self, item: AssistantMessageItem) -> InputItems:
+        text = "".join(part.text for part in item.content)
+        if not text.strip():
+            return None
+        return {"role": "assistant", "content": text}
+
+    async def hidden_context_to_input(self, item: HiddenContextItem) -> InputItems:
+        return _hidden(item.content if isinstance(item.content, str) else str(item.content))
+
+    async def sdk_hidden_context_to_input(self, item: SDKHiddenContextItem) -> InputItems:
+        return _hidden(item.content)
+
+    async def task_to_input(self, item: TaskItem) -> InputItems:
+        task = item.task
+        text = ": ".join(t for t in (getattr(task, "title", None), task.content) if t)
+        if not text:
+            return None
+        return _user(f"A message was displayed to the user that this task was performed: {text}")
+
+    async def workflow_to_input(self, item: WorkflowItem) -> InputItems:
+        lines = [
+            ": ".join(t for t in (getattr(task, "title", None), getattr(task, "content", None)) if t)
+            for task in item.workflow.tasks
+            if task.type == "custom"
+        ]
+        lines = [line for line in lines if line]
+        if not lines:
+            return None
+        return _user("The user was shown these steps:\n" + "\n".join(f"- {x}" for x in lines))
+
+    async def widget_to_input(self, item: WidgetItem) -> InputItems:
+        return _user(
+            f"A widget (id {item.id}) was shown to the user: "
+            + (item.copy_text or item.widget.model_dump_json(exclude_unset=True, exclude_none=True))
+        )
+
+
+async def to_model_input(
+    converter: ThreadItemConverter, items: Sequence[ThreadItem]
+) -> list[TResponseInputItem]:
+    """Convert oldest-first `items` into the model's input list."""
+    return await converter.to_agent_input(list(items))

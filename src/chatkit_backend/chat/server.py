@@ -1,0 +1,152 @@
+"""The ChatKitServer: answers with the agent, records feedback, stops runs for real."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+from agents import Agent, Runner
+from chatkit.agents import AgentContext, stream_agent_response
+from chatkit.errors import CustomStreamError
+from chatkit.server import ChatKitServer
+from chatkit.types import (
+    FeedbackKind,
+    ThreadItem,
+    ThreadMetadata,
+    ThreadStreamEvent,
+    UserMessageItem,
+    UserMessageTextContent,
+)
+
+from ..agent.models import ModelChoice
+from ..agent.titles import generate_title
+from ..context import RequestContext
+from .events import with_fresh_ids
+from .history import HistoryConverter
+from .store import SQLStore
+
+log = logging.getLogger(__name__)
+
+MAX_AGENT_TURNS = 10
+
+AgentFactory = Callable[[], Agent[Any]]
+
+
+def user_text(item: UserMessageItem) -> str:
+    return "".join(
+        part.text for part in item.content if isinstance(part, UserMessageTextContent)
+    )
+
+
+def provider_error_message(exc: BaseException) -> str:
+    """What the user sees when the model fails: no internals, never a key or a URL."""
+    status = getattr(exc, "status_code", None)
+    if status == 429:
+        return "The model provider is rate-limiting requests. Please try again in a moment."
+    if isinstance(exc, TimeoutError):
+        return "The model took too long to answer. Please try again."
+    detail = f" (HTTP {status})" if isinstance(status, int) else ""
+    return f"The model provider failed to answer{detail}. Your message is saved; please retry."
+
+
+class ChatServer(ChatKitServer[RequestContext]):
+    """ChatKit protocol on the SQL store, answered by the todo agent."""
+
+    def __init__(
+        self,
+        store: SQLStore,
+        model_choice: ModelChoice,
+        agent_factory: AgentFactory,
+        *,
+        history_items: int = 30,
+    ) -> None:
+        super().__init__(store)
+        self.sql_store = store
+        self.model_choice = model_choice
+        self.agent_factory = agent_factory
+        self.history_items = history_items
+        self.converter = HistoryConverter()
+
+    async def respond(
+        self,
+        thread: ThreadMetadata,
+        input_user_message: UserMessageItem | None,
+        context: RequestContext,
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        if thread.status.type != "active":
+            raise CustomStreamError(f"This thread is {thread.status.type}.", allow_retry=False)
+
+        title_task: asyncio.Task[str] | None = None
+        if thread.title is None and input_user_message is not None:
+            # Runs beside the reply so a real model's title costs no extra latency.
+            title_task = asyncio.create_task(
+                generate_title(self.model_choice, user_text(input_user_message))
+            )
+
+        # The user item being answered is already stored: it is the newest of these.
+        page = await self.store.load_thread_items(
+            thread.id, None, self.history_items, "desc", context
+        )
+        model_input = await self.converter.to_agent_input(list(reversed(page.data)))
+
+        agent_context = AgentContext[RequestContext](
+            thread=thread, store=self.store, request_context=context
+        )
+        result = Runner.run_streamed(
+            self.agent_factory(),
+            model_input,
+            context=agent_context,
+            max_turns=MAX_AGENT_TURNS,
+        )
+        try:
+            events = stream_agent_response(agent_context, result)
+            async for event in with_fresh_ids(events, self._new_item_id(thread, context)):
+                yield event
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except CustomStreamError:
+            raise
+        except Exception as exc:
+            log.exception("agent run failed", extra={"thread_id": thread.id})
+            raise CustomStreamError(provider_error_message(exc), allow_retry=True) from exc
+        finally:
+            # Without this the run keeps reading the model stream (and running tools)
+            # after a stop or disconnect: the SDK does not cancel it for us.
+            if not result.is_complete:
+                result.cancel()
+            if title_task is not None and not title_task.done():
+                title_task.cancel()
+
+        if title_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                thread.title = await title_task
+
+    def _new_item_id(self, thread: ThreadMetadata, context: RequestContext) -> Callable[[str], str]:
+        def new_id(kind: str) -> str:
+            return self.store.generate_item_id(kind, thread, context)  # type: ignore[arg-type]
+
+        return new_id
+
+    async def handle_stream_cancelled(
+        self,
+        thread: ThreadMetadata,
+        pending_items: list[ThreadItem],
+        context: RequestContext,
+    ) -> None:
+        # Saving the partial reply must survive the cancellation that got us here.
+        with anyio.CancelScope(shield=True):
+            await super().handle_stream_cancelled(thread, pending_items, context)
+
+    async def add_feedback(
+        self,
+        thread_id: str,
+        item_ids: list[str],
+        feedback: FeedbackKind,
+        context: RequestContext,
+    ) -> None:
+        await self.sql_store.save_feedback(thread_id, item_ids, feedback, context)
+

@@ -1,0 +1,1 @@
+"""The todo tasks domain: table, pydantic contract, service and REST routes."""
