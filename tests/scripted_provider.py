@@ -216,6 +216,7 @@ class ScriptedProvider:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         self._thread = self._loop = None
+        self._port = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -314,9 +315,12 @@ class ScriptedProvider:
 
     async def _shutdown(self, server: asyncio.Server) -> None:
         server.close()
-        for task in list(self._tasks):
+        # Every task of this loop, not only the registered ones: a connection accepted just
+        # before stop() may not have registered itself yet.
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in others:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*others, return_exceptions=True)
         await server.wait_closed()
 
     async def _serve_connection(
@@ -409,7 +413,11 @@ class ScriptedProvider:
     def _choose(self, request: Body, routes: list[tuple[Predicate, Reply]]) -> Reply:
         # Predicates run outside the lock so that one may call back into the provider.
         for predicate, reply in routes:
-            if predicate(request):
+            try:
+                matched = predicate(request)
+            except Exception as exc:  # a broken predicate should fail the test, not the server
+                return Error(500, f"scripted provider: route predicate raised {exc!r}")
+            if matched:
                 return reply
         with self._changed:
             if self._queue:
@@ -427,9 +435,8 @@ class ScriptedProvider:
                 extra["retry-after"] = f"{reply.retry_after:g}"
                 extra["retry-after-ms"] = f"{reply.retry_after * 1000:.0f}"
             body = _error_body(reply.status, reply.message)
-            return await conn.send(_json_response(reply.status, body, keep_alive, extra)) and (
-                keep_alive
-            )
+            sent = await conn.send(_json_response(reply.status, body, keep_alive, extra))
+            return sent and keep_alive
         if isinstance(reply, Hang):
             record = self._new_stream(index, reply, 0)
             await self._watched(conn, record, conn.gone.wait())

@@ -189,6 +189,7 @@ async def test_feedback_is_stored(client: ChatKitClient, provider: ScriptedProvi
     provider.enqueue(Text("rate me"))
     thread_id, events = await client.create_thread("hello")
     reply = [e for e in events if e["type"] == "thread.item.done"][-1]["item"]["id"]
-    assert await client.call(
-        "items.feedback", thread_id=thread_id, item_ids=[reply], kind="positive"
-    ) == {}
+    assert (
+        await client.call("items.feedback", thread_id=thread_id, item_ids=[reply], kind="positive")
+        == {}
+    )

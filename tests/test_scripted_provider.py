@@ -120,7 +120,7 @@ async def test_client_hang_up_is_seen_promptly(provider: ScriptedProvider) -> No
     record = await provider.wait_for_stream_end_async(timeout=2)
     assert record.client_disconnected and not record.finished
     assert record.disconnected_at is not None
-    assert record.disconnected_at - closed_at < 0.1
+    assert record.disconnected_at - closed_at < 0.25  # a dozen chunk intervals at most
     sent = record.chunks_sent
     assert 5 <= sent < 20 < record.chunks_planned
     await asyncio.sleep(0.1)  # five chunk intervals: nothing more may be written

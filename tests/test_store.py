@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from chatkit.store import NotFoundError
@@ -162,10 +163,8 @@ async def test_thread_updated_at_is_bumped_by_add_thread_item(
         thread.id, user_message(thread.id, "msg_1", "hi", datetime.now()), ALICE
     )
     async with engine.connect() as conn:
-        updated = await conn.scalar(
-            select(ThreadRow.updated_at).where(ThreadRow.id == thread.id)
-        )
-    now_utc = datetime.now(timezone.utc).replace(tzinfo=None)
+        updated = await conn.scalar(select(ThreadRow.updated_at).where(ThreadRow.id == thread.id))
+    now_utc = datetime.now(UTC).replace(tzinfo=None)
     assert updated > old
     assert abs(updated - now_utc) < timedelta(minutes=1)
 
@@ -286,10 +285,8 @@ async def test_save_item_cannot_overwrite_another_users_item(store: SQLStore) ->
     thread = await new_thread(store, ALICE)
     bobs = await new_thread(store, BOB)
     await store.add_thread_item(thread.id, assistant_message(thread.id, "msg_1", "mine"), ALICE)
-    try:
+    with contextlib.suppress(NotFoundError):
         await store.save_item(bobs.id, assistant_message(bobs.id, "msg_1", "stolen"), BOB)
-    except NotFoundError:
-        pass
     loaded = await store.load_item(thread.id, "msg_1", ALICE)
     assert isinstance(loaded, AssistantMessageItem)
     assert loaded.content[0].text == "mine"
@@ -398,7 +395,7 @@ async def test_naive_local_timestamps_are_stored_as_utc(
     store: SQLStore, engine: AsyncEngine
 ) -> None:
     local = datetime(2026, 1, 15, 9, 30, 0, 123456)  # naive, as the SDK makes them
-    expected = local.astimezone(timezone.utc).replace(tzinfo=None)
+    expected = local.astimezone(UTC).replace(tzinfo=None)
     assert expected != local  # the zone really is not UTC
 
     thread = await new_thread(store, ALICE, created_at=local)
@@ -413,7 +410,7 @@ async def test_naive_local_timestamps_are_stored_as_utc(
     assert item_created == expected
 
     loaded = await store.load_item(thread.id, "msg_1", ALICE)
-    assert loaded.created_at.astimezone(timezone.utc) == local.astimezone(timezone.utc)
+    assert loaded.created_at.astimezone(UTC) == local.astimezone(UTC)
 
 
 # feedback -------------------------------------------------------------------

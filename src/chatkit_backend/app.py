@@ -24,6 +24,7 @@ from .deps import get_engine
 from .errors import install_error_handlers, problem
 from .logs import configure_logging
 from .middleware import RequestIdMiddleware
+from .tasks.routes import router as tasks_router
 
 log = logging.getLogger(__name__)
 
@@ -92,4 +93,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ready", "database": "ok"}
 
     app.include_router(chatkit_router)
+    app.include_router(tasks_router)
     return app

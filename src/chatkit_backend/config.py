@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/chatkit.db"
 
@@ -88,9 +87,7 @@ class Settings(BaseSettings):
             if key == "channel_binding":
                 continue  # libpq-only option that asyncpg rejects
             query.append((key, value))
-        return urlunsplit(
-            parts._replace(scheme="postgresql+asyncpg", query=urlencode(query))
-        )
+        return urlunsplit(parts._replace(scheme="postgresql+asyncpg", query=urlencode(query)))
 
     @property
     def is_sqlite(self) -> bool:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
@@ -60,9 +60,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -86,13 +84,17 @@ def _upgrade(connection: Connection) -> None:
             command.upgrade(_alembic_config(connection), "head")
             connection.commit()
         finally:
-            connection.execute(
-                text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY}
-            )
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY})
             connection.commit()
     else:
         command.upgrade(_alembic_config(connection), "head")
         connection.commit()
+
+
+def _locked_file(path: Path) -> IO[str]:
+    handle = open(path, "a+")  # noqa: SIM115 - closed by the caller, which releases the lock
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
 
 
 @asynccontextmanager
@@ -101,20 +103,17 @@ async def _file_lock(path: Path | None) -> AsyncIterator[None]:
     if path is None:
         yield
         return
-    lock_path = path.with_name(path.name + ".migrate.lock")
-    with open(lock_path, "a+") as handle:
-        await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    handle = await asyncio.to_thread(_locked_file, path.with_name(path.name + ".migrate.lock"))
+    try:
+        yield
+    finally:
+        handle.close()
 
 
 async def migrate(engine: AsyncEngine) -> None:
     """Apply pending migrations exactly once, however many processes call this at once."""
-    async with _file_lock(sqlite_path(str(engine.url))):
-        async with engine.connect() as conn:
-            await conn.run_sync(_upgrade)
+    async with _file_lock(sqlite_path(str(engine.url))), engine.connect() as conn:
+        await conn.run_sync(_upgrade)
     log.info("database schema is up to date")
 
 

@@ -109,7 +109,7 @@ def read_conversation(
     calls: dict[str, tuple[str, dict[str, Any]]] = {}
     results: list[ToolResult] = []
     for raw in input:
-        item: dict[str, Any] = dict(raw)  # type: ignore[arg-type]
+        item: dict[str, Any] = dict(raw)
         kind = item.get("type", "message")
         if kind == "message" and item.get("role") == "user":
             text = _text_of(item.get("content"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from agents import Agent, Model, RunContextWrapper, Tool
+from agents import Agent, Model, ModelSettings, RunContextWrapper, Tool
 
 INSTRUCTIONS = """You are a helpful, concise todo assistant.
 Today's date is {today} ({weekday}).
@@ -23,4 +23,11 @@ def build_agent(model: Model, tools: list[Tool]) -> Agent[object]:
     def instructions(_ctx: RunContextWrapper[object], _agent: Agent[object]) -> str:
         return instructions_for(date.today())
 
-    return Agent(name="Todo assistant", instructions=instructions, model=model, tools=tools)
+    return Agent(
+        name="Todo assistant",
+        instructions=instructions,
+        model=model,
+        tools=tools,
+        # Without this LiteLLM drops the provider's usage chunk from streamed replies.
+        model_settings=ModelSettings(include_usage=True),
+    )

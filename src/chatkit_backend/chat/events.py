@@ -34,9 +34,7 @@ async def with_fresh_ids(
     """
     open_ids: dict[str, str] = {}
     async for event in events:
-        if isinstance(event, ThreadItemAddedEvent) and isinstance(
-            event.item, AssistantMessageItem
-        ):
+        if isinstance(event, ThreadItemAddedEvent) and isinstance(event.item, AssistantMessageItem):
             fresh = new_id("message")
             open_ids[event.item.id] = fresh
             event = event.model_copy(update={"item": event.item.model_copy(update={"id": fresh})})
@@ -45,11 +43,9 @@ async def with_fresh_ids(
         elif isinstance(event, ThreadItemDoneEvent) and isinstance(
             event.item, AssistantMessageItem
         ):
-            fresh = open_ids.pop(event.item.id, None) or new_id("message")
+            fresh = open_ids.pop(event.item.id, "") or new_id("message")
             event = event.model_copy(update={"item": event.item.model_copy(update={"id": fresh})})
-        elif isinstance(event, ThreadItemDoneEvent) and isinstance(
-            event.item, ClientToolCallItem
-        ):
+        elif isinstance(event, ThreadItemDoneEvent) and isinstance(event.item, ClientToolCallItem):
             fresh = new_id("tool_call")
             event = event.model_copy(update={"item": event.item.model_copy(update={"id": fresh})})
         yield event

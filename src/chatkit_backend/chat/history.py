@@ -67,14 +67,18 @@ class HistoryConverter(ThreadItemConverter):
 
     async def task_to_input(self, item: TaskItem) -> InputItems:
         task = item.task
-        text = ": ".join(t for t in (getattr(task, "title", None), task.content) if t)
+        text = ": ".join(
+            t for t in (getattr(task, "title", None), getattr(task, "content", None)) if t
+        )
         if not text:
             return None
         return _user(f"A message was displayed to the user that this task was performed: {text}")
 
     async def workflow_to_input(self, item: WorkflowItem) -> InputItems:
         lines = [
-            ": ".join(t for t in (getattr(task, "title", None), getattr(task, "content", None)) if t)
+            ": ".join(
+                t for t in (getattr(task, "title", None), getattr(task, "content", None)) if t
+            )
             for task in item.workflow.tasks
             if task.type == "custom"
         ]

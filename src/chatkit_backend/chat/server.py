@@ -37,9 +37,7 @@ AgentFactory = Callable[[], Agent[Any]]
 
 
 def user_text(item: UserMessageItem) -> str:
-    return "".join(
-        part.text for part in item.content if isinstance(part, UserMessageTextContent)
-    )
+    return "".join(part.text for part in item.content if isinstance(part, UserMessageTextContent))
 
 
 def provider_error_message(exc: BaseException) -> str:
@@ -149,4 +147,3 @@ class ChatServer(ChatKitServer[RequestContext]):
         context: RequestContext,
     ) -> None:
         await self.sql_store.save_feedback(thread_id, item_ids, feedback, context)
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -55,11 +55,11 @@ def utc_naive(moment: datetime) -> datetime:
     """UTC without tzinfo, the one form stored. The SDK hands out naive *local* times."""
     if moment.tzinfo is None:
         moment = moment.astimezone()
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def clamp_limit(limit: int | None, default: int = 20) -> int:
@@ -105,9 +105,8 @@ class SQLStore(Store[RequestContext]):
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         lock = self._write_lock or contextlib.nullcontext()
-        async with lock:
-            async with self.engine.begin() as conn:
-                yield conn
+        async with lock, self.engine.begin() as conn:
+            yield conn
 
     def _insert(self, table: Any) -> Any:
         if self._dialect == "postgresql":
@@ -130,13 +129,16 @@ class SQLStore(Store[RequestContext]):
     async def save_thread(self, thread: ThreadMetadata, context: RequestContext) -> None:
         if isinstance(thread, Thread):
             thread = ThreadMetadata.model_validate(thread.model_dump(exclude={"items"}))
-        data = thread.model_dump_json()
+        created = utc_naive(thread.created_at)
+        data = thread.model_copy(
+            update={"created_at": created.replace(tzinfo=UTC)}
+        ).model_dump_json()
         now = utcnow()
         stmt = self._insert(ThreadRow.__table__).values(
             id=thread.id,
             user_id=context.user_id,
             title=thread.title,
-            created_at=utc_naive(thread.created_at),
+            created_at=created,
             updated_at=now,
             data=data,
         )
@@ -152,9 +154,7 @@ class SQLStore(Store[RequestContext]):
         self, limit: int, after: str | None, order: str, context: RequestContext
     ) -> Page[ThreadMetadata]:
         limit = clamp_limit(limit)
-        query = select(ThreadRow.id, ThreadRow.data).where(
-            ThreadRow.user_id == context.user_id
-        )
+        query = select(ThreadRow.id, ThreadRow.data).where(ThreadRow.user_id == context.user_id)
         async with self.engine.connect() as conn:
             if after:
                 cursor = (
@@ -213,16 +213,12 @@ class SQLStore(Store[RequestContext]):
             if after:
                 cursor = (
                     await conn.execute(
-                        select(ItemRow.created_at, ItemRow.seq).where(
-                            ItemRow.id == after, *scope
-                        )
+                        select(ItemRow.created_at, ItemRow.seq).where(ItemRow.id == after, *scope)
                     )
                 ).first()
                 if cursor is None:
                     raise NotFoundError(f"Item {after} not found")
-                query = query.where(
-                    _after_cursor(ItemRow.created_at, ItemRow.seq, *cursor, order)
-                )
+                query = query.where(_after_cursor(ItemRow.created_at, ItemRow.seq, *cursor, order))
             if order == "desc":
                 query = query.order_by(ItemRow.created_at.desc(), ItemRow.seq.desc())
             else:
@@ -243,18 +239,12 @@ class SQLStore(Store[RequestContext]):
         # again, same id, when the next run closes it.
         await self._upsert_item(thread_id, item, context)
 
-    async def save_item(
-        self, thread_id: str, item: ThreadItem, context: RequestContext
-    ) -> None:
+    async def save_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
         await self._upsert_item(thread_id, item, context)
 
-    async def _upsert_item(
-        self, thread_id: str, item: ThreadItem, context: RequestContext
-    ) -> None:
+    async def _upsert_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
         created = utc_naive(item.created_at)
-        stored = item.model_copy(
-            update={"created_at": created.replace(tzinfo=timezone.utc)}
-        )
+        stored = item.model_copy(update={"created_at": created.replace(tzinfo=UTC)})
         data = stored.model_dump_json()
         table = ItemRow.__table__
         stmt = self._insert(table).values(
@@ -269,9 +259,7 @@ class SQLStore(Store[RequestContext]):
             index_elements=["id"],
             set_={"data": data, "type": item.type},
             # Never let an id, however it was obtained, overwrite someone else's row.
-            where=and_(
-                table.c.user_id == context.user_id, table.c.thread_id == thread_id
-            ),
+            where=and_(table.c.user_id == context.user_id, table.c.thread_id == thread_id),
         )
         async with self._write() as conn:
             # Writing the thread first both checks ownership and takes SQLite's write
@@ -285,9 +273,7 @@ class SQLStore(Store[RequestContext]):
                 raise NotFoundError(f"Thread {thread_id} not found")
             await conn.execute(stmt)
 
-    async def load_item(
-        self, thread_id: str, item_id: str, context: RequestContext
-    ) -> ThreadItem:
+    async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
         async with self.engine.connect() as conn:
             data = await conn.scalar(
                 select(ItemRow.data).where(
@@ -309,6 +295,11 @@ class SQLStore(Store[RequestContext]):
                     ItemRow.id == item_id,
                     ItemRow.thread_id == thread_id,
                     ItemRow.user_id == context.user_id,
+                )
+            )
+            await conn.execute(
+                delete(FeedbackRow).where(
+                    FeedbackRow.item_id == item_id, FeedbackRow.user_id == context.user_id
                 )
             )
 
@@ -377,7 +368,10 @@ class SQLStore(Store[RequestContext]):
             ).all()
             for item_id in found:
                 stmt = self._insert(FeedbackRow.__table__).values(
-                    user_id=uid, item_id=item_id, thread_id=thread_id, kind=kind,
+                    user_id=uid,
+                    item_id=item_id,
+                    thread_id=thread_id,
+                    kind=kind,
                     created_at=now,
                 )
                 stmt = stmt.on_conflict_do_update(

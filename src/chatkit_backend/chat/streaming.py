@@ -26,9 +26,11 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 PING = b": ping\n\n"
-STREAM_ERROR = b"data: " + json.dumps(
-    {"type": "error", "code": "stream.error", "allow_retry": True}
-).encode() + b"\n\n"
+STREAM_ERROR = (
+    b"data: "
+    + json.dumps({"type": "error", "code": "stream.error", "allow_retry": True}).encode()
+    + b"\n\n"
+)
 
 _END = object()
 

@@ -42,9 +42,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("data", sa.Text(), nullable=False),
     )
-    op.create_index(
-        "ix_items_thread_created", "thread_items", ["thread_id", "created_at", "seq"]
-    )
+    op.create_index("ix_items_thread_created", "thread_items", ["thread_id", "created_at", "seq"])
 
     op.create_table(
         "attachments",

@@ -1,0 +1,71 @@
+"""The `chatkit-backend` command as a user runs it: serve, migrate, configuration errors."""
+
+from __future__ import annotations
+
+import asyncio
+from asyncio.subprocess import PIPE
+from pathlib import Path
+
+import asyncpg
+
+from .live import ChatKitClient, assistant_text
+from .processes import COMMAND, clean_env, run_cli, served
+
+
+async def test_threads_survive_a_server_restart(database_url: str, tmp_path: Path) -> None:
+    env = clean_env(DATABASE_URL=database_url, MODEL="offline")
+    with served(env, tmp_path) as url:
+        client = ChatKitClient(url)
+        thread_id, events = await client.create_thread("remember me")
+        assert assistant_text(events)
+        await client.aclose()
+    with served(env, tmp_path) as url:
+        client = ChatKitClient(url)
+        listed = await client.call("threads.list", limit=10)
+        assert [t["id"] for t in listed["data"]] == [thread_id]
+        items = await client.items(thread_id)
+        assert [i["type"] for i in items] == ["user_message", "assistant_message"]
+        assert items[0]["content"][0]["text"] == "remember me"
+        await client.aclose()
+
+
+async def test_the_default_is_a_sqlite_file_under_data(tmp_path: Path) -> None:
+    with served(clean_env(), tmp_path) as url:
+        client = ChatKitClient(url)
+        _, events = await client.create_thread("hello")
+        assert "offline" in assistant_text(events)
+        await client.aclose()
+    assert (tmp_path / "data" / "chatkit.db").is_file()
+
+
+def test_an_invalid_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    result = run_cli("serve", env=clean_env(HISTORY_ITEMS="lots"), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "HISTORY_ITEMS" in lines[0]
+
+    result = run_cli("migrate", env=clean_env(DATABASE_URL="mysql://x/y"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr
+
+
+async def test_concurrent_migrations_apply_once(database_url: str, tmp_path: Path) -> None:
+    env = clean_env(DATABASE_URL=database_url)
+    procs = [
+        await asyncio.create_subprocess_exec(
+            COMMAND, "migrate", env=env, cwd=tmp_path, stdout=PIPE, stderr=PIPE
+        )
+        for _ in range(3)
+    ]
+    for proc in procs:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        assert proc.returncode == 0, err.decode()
+        assert b"up to date" in out
+    if database_url.startswith("postgresql"):
+        conn = await asyncpg.connect(database_url)
+        try:
+            versions = await conn.fetch("SELECT version_num FROM alembic_version")
+        finally:
+            await conn.close()
+        assert len(versions) == 1
