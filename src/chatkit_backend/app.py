@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import db
 from .agent.models import build_model, choose_model
 from .agent.planner import todo_planner
-from .agent.todo import build_agent
+from .agent.todo import TodoKit
 from .chat.routes import router as chatkit_router
 from .chat.server import ChatServer
 from .chat.store import SQLStore
@@ -25,6 +25,7 @@ from .errors import install_error_handlers, problem
 from .logs import configure_logging
 from .middleware import RequestIdMiddleware
 from .tasks.routes import router as tasks_router
+from .tasks.service import TaskService
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.model_choice = choice
         app.state.run_tasks = RunTasks()
-        app.state.chat_server = ChatServer(
-            store,
-            choice,
-            lambda: build_agent(model, []),
-            history_items=settings.history_items,
-        )
+        kit = TodoKit(model, TaskService(engine), store)
+        app.state.chat_server = ChatServer(store, choice, kit, history_items=settings.history_items)
         try:
             yield
         finally:

@@ -2,32 +2,166 @@
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime
+from typing import Any
 
-from agents import Agent, Model, ModelSettings, RunContextWrapper, Tool
+from agents import Agent, Model, ModelSettings, RunContextWrapper
+from chatkit.actions import Action
+from chatkit.agents import AgentContext
+from chatkit.server import stream_widget
+from chatkit.store import Store
+from chatkit.types import (
+    HiddenContextItem,
+    NoticeEvent,
+    SyncCustomActionResponse,
+    ThreadItemDoneEvent,
+    ThreadItemReplacedEvent,
+    ThreadMetadata,
+    ThreadStreamEvent,
+    WidgetItem,
+)
+
+from ..chat.store import new_id
+from ..context import RequestContext
+from ..tasks.schemas import Task
+from ..tasks.service import TaskNotFound, TaskService
+from . import task_widgets
+from .todo_tools import TOOLS, TodoContext
 
 INSTRUCTIONS = """You are a helpful, concise todo assistant.
 Today's date is {today} ({weekday}).
 - Turn relative dates ("tomorrow", "next friday") into ISO dates (YYYY-MM-DD).
-- When the user names a task by its title, call list_tasks first to find its id.
+- When the user names a task by its title, call list_tasks with a search first to find its id.
+- list_tasks also shows the user the tasks as a list with buttons: do not repeat every task
+  in your reply unless asked; summarise.
 - After using a tool, say briefly what you did. Never invent task ids."""
+
+Clock = Callable[[], date]
 
 
 def instructions_for(today: date) -> str:
     return INSTRUCTIONS.format(today=today.isoformat(), weekday=today.strftime("%A"))
 
 
-def build_agent(model: Model, tools: list[Tool]) -> Agent[object]:
-    """The todo agent on `model`, with today's date given in its instructions."""
+class TodoKit:
+    """The todo assistant: agent, tools, the task list widget and its actions."""
 
-    def instructions(_ctx: RunContextWrapper[object], _agent: Agent[object]) -> str:
-        return instructions_for(date.today())
+    def __init__(
+        self,
+        model: Model,
+        tasks: TaskService,
+        store: Store[RequestContext],
+        today: Clock = date.today,
+    ) -> None:
+        self.model = model
+        self.tasks = tasks
+        self.store = store
+        self.today = today
 
-    return Agent(
-        name="Todo assistant",
-        instructions=instructions,
-        model=model,
-        tools=tools,
-        # Without this LiteLLM drops the provider's usage chunk from streamed replies.
-        model_settings=ModelSettings(include_usage=True),
-    )
+    def build_agent(self) -> Agent[Any]:
+        def instructions(_ctx: RunContextWrapper[Any], _agent: Agent[Any]) -> str:
+            return instructions_for(self.today())
+
+        return Agent(
+            name="Todo assistant",
+            instructions=instructions,
+            model=self.model,
+            tools=list(TOOLS),
+            # Without this LiteLLM drops the provider's usage chunk from streamed replies.
+            model_settings=ModelSettings(include_usage=True),
+        )
+
+    def new_context(
+        self, thread: ThreadMetadata, store: Store[RequestContext], ctx: RequestContext
+    ) -> AgentContext[RequestContext]:
+        return TodoContext(thread=thread, store=store, request_context=ctx, tasks=self.tasks)
+
+    async def after_run(
+        self, context: AgentContext[RequestContext]
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        # The list is rendered after the reply, from the database, so that a task the
+        # same turn completed or deleted shows its real state.
+        if not isinstance(context, TodoContext) or context.listed_task_ids is None:
+            return
+        tasks = await self._current(context.request_context, context.listed_task_ids)
+        widget = task_widgets.task_list_widget(tasks, self.today())
+        async for event in stream_widget(
+            context.thread, widget, task_widgets.copy_text(tasks), new_id
+        ):
+            yield event
+
+    async def _current(self, ctx: RequestContext, ids: list[int]) -> list[Task]:
+        found = []
+        for task_id in ids:
+            try:
+                found.append(await self.tasks.get(ctx, task_id))
+            except TaskNotFound:
+                continue  # deleted since it was listed
+        return found
+
+    async def _apply(self, action: Action[str, Any], ctx: RequestContext) -> tuple[str, bool]:
+        """Carry out a widget action; return what happened, and whether it worked."""
+        payload = action.payload if isinstance(action.payload, dict) else {}
+        task_id = payload.get("task_id")
+        if action.type not in task_widgets.ACTIONS or not isinstance(task_id, int):
+            return "That action is not supported.", False
+        try:
+            if action.type == task_widgets.COMPLETE:
+                task = await self.tasks.complete(ctx, task_id)
+                return f"The user marked task #{task.id} '{task.title}' as done.", True
+            if action.type == task_widgets.REOPEN:
+                task = await self.tasks.reopen(ctx, task_id)
+                return f"The user reopened task #{task.id} '{task.title}'.", True
+            task = await self.tasks.delete(ctx, task_id)
+            return f"The user deleted task #{task.id} '{task.title}'.", True
+        except TaskNotFound:
+            return "That task no longer exists.", False
+
+    async def _refreshed(self, sender: WidgetItem, ctx: RequestContext) -> WidgetItem:
+        tasks = await self._current(ctx, task_widgets.task_ids_of(sender.widget))
+        return sender.model_copy(
+            update={
+                "widget": task_widgets.task_list_widget(tasks, self.today()),
+                "copy_text": task_widgets.copy_text(tasks),
+            }
+        )
+
+    def _note(self, thread: ThreadMetadata, text: str) -> HiddenContextItem:
+        # Tells the model on later turns what the user did through the widget.
+        return HiddenContextItem(
+            id=new_id("message"), thread_id=thread.id, created_at=datetime.now(), content=text
+        )
+
+    async def action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        ctx: RequestContext,
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        message, ok = await self._apply(action, ctx)
+        if ok:
+            yield ThreadItemDoneEvent(item=self._note(thread, message))
+        else:
+            yield NoticeEvent(level="warning", message=message)
+        if sender is not None:
+            yield ThreadItemReplacedEvent(item=await self._refreshed(sender, ctx))
+
+    async def sync_action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        ctx: RequestContext,
+    ) -> SyncCustomActionResponse:
+        message, ok = await self._apply(action, ctx)
+        if not ok:
+            raise ValueError(message)
+        await self.store.add_thread_item(thread.id, self._note(thread, message), ctx)
+        if sender is None:
+            return SyncCustomActionResponse()
+        updated = await self._refreshed(sender, ctx)
+        # Nothing persists a sync action's result for us: a reload must show the truth.
+        await self.store.save_item(thread.id, updated, ctx)
+        return SyncCustomActionResponse(updated_item=updated)

@@ -8,6 +8,7 @@ user content is a list of parts. Everything textual is sent as a plain string.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from agents import TResponseInputItem
@@ -23,6 +24,9 @@ from chatkit.types import (
     WidgetItem,
     WorkflowItem,
 )
+
+# The `kind` of a HiddenContextItem recording one tool call (see agent/todo_tools.py).
+TOOL_RECORD = "tool_call"
 
 InputItems = TResponseInputItem | list[TResponseInputItem] | None
 
@@ -60,7 +64,23 @@ class HistoryConverter(ThreadItemConverter):
         return {"role": "assistant", "content": text}
 
     async def hidden_context_to_input(self, item: HiddenContextItem) -> InputItems:
-        return _hidden(item.content if isinstance(item.content, str) else str(item.content))
+        content = item.content
+        if isinstance(content, dict) and content.get("kind") == TOOL_RECORD:
+            # A tool call of an earlier turn, replayed as the call and output it was.
+            return [
+                {
+                    "type": "function_call",
+                    "call_id": content["call_id"],
+                    "name": content["name"],
+                    "arguments": json.dumps(content["arguments"]),
+                },
+                {
+                    "type": "function_call_output",
+                    "call_id": content["call_id"],
+                    "output": json.dumps(content["output"]),
+                },
+            ]
+        return _hidden(content if isinstance(content, str) else json.dumps(content))
 
     async def sdk_hidden_context_to_input(self, item: SDKHiddenContextItem) -> InputItems:
         return _hidden(item.content)
@@ -75,17 +95,9 @@ class HistoryConverter(ThreadItemConverter):
         return _user(f"A message was displayed to the user that this task was performed: {text}")
 
     async def workflow_to_input(self, item: WorkflowItem) -> InputItems:
-        lines = [
-            ": ".join(
-                t for t in (getattr(task, "title", None), getattr(task, "content", None)) if t
-            )
-            for task in item.workflow.tasks
-            if task.type == "custom"
-        ]
-        lines = [line for line in lines if line]
-        if not lines:
-            return None
-        return _user("The user was shown these steps:\n" + "\n".join(f"- {x}" for x in lines))
+        # Workflows here show tool activity; the tool calls themselves are replayed from
+        # their hidden records, so repeating the workflow's text would say it twice.
+        return None
 
     async def widget_to_input(self, item: WidgetItem) -> InputItems:
         return _user(

@@ -9,19 +9,23 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
-from agents import Agent, Runner
-from chatkit.agents import AgentContext, stream_agent_response
+from agents import Runner
+from chatkit.actions import Action
+from chatkit.agents import stream_agent_response
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer
 from chatkit.types import (
     FeedbackKind,
+    SyncCustomActionResponse,
     ThreadItem,
     ThreadMetadata,
     ThreadStreamEvent,
     UserMessageItem,
     UserMessageTextContent,
+    WidgetItem,
 )
 
+from ..agent.kit import AgentKit
 from ..agent.models import ModelChoice
 from ..agent.titles import generate_title
 from ..context import RequestContext
@@ -32,8 +36,6 @@ from .store import SQLStore
 log = logging.getLogger(__name__)
 
 MAX_AGENT_TURNS = 10
-
-AgentFactory = Callable[[], Agent[Any]]
 
 
 def user_text(item: UserMessageItem) -> str:
@@ -58,14 +60,14 @@ class ChatServer(ChatKitServer[RequestContext]):
         self,
         store: SQLStore,
         model_choice: ModelChoice,
-        agent_factory: AgentFactory,
+        kit: AgentKit,
         *,
         history_items: int = 30,
     ) -> None:
         super().__init__(store)
         self.sql_store = store
         self.model_choice = model_choice
-        self.agent_factory = agent_factory
+        self.kit = kit
         self.history_items = history_items
         self.converter = HistoryConverter()
 
@@ -91,11 +93,9 @@ class ChatServer(ChatKitServer[RequestContext]):
         )
         model_input = await self.converter.to_agent_input(list(reversed(page.data)))
 
-        agent_context = AgentContext[RequestContext](
-            thread=thread, store=self.store, request_context=context
-        )
+        agent_context = self.kit.new_context(thread, self.store, context)
         result = Runner.run_streamed(
-            self.agent_factory(),
+            self.kit.build_agent(),
             model_input,
             context=agent_context,
             max_turns=MAX_AGENT_TURNS,
@@ -103,6 +103,8 @@ class ChatServer(ChatKitServer[RequestContext]):
         try:
             events = stream_agent_response(agent_context, result)
             async for event in with_fresh_ids(events, self._new_item_id(thread, context)):
+                yield event
+            async for event in self.kit.after_run(agent_context):
                 yield event
         except (asyncio.CancelledError, GeneratorExit):
             raise
@@ -138,6 +140,24 @@ class ChatServer(ChatKitServer[RequestContext]):
         # Saving the partial reply must survive the cancellation that got us here.
         with anyio.CancelScope(shield=True):
             await super().handle_stream_cancelled(thread, pending_items, context)
+
+    def action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        context: RequestContext,
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        return self.kit.action(thread, action, sender, context)
+
+    async def sync_action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        context: RequestContext,
+    ) -> SyncCustomActionResponse:
+        return await self.kit.sync_action(thread, action, sender, context)
 
     async def add_feedback(
         self,
