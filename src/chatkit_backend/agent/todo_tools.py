@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from agents import FunctionTool, RunContextWrapper, function_tool
 from chatkit.agents import AgentContext
-from chatkit.types import CustomTask, HiddenContextItem, ThreadItemDoneEvent
+from chatkit.types import ClientEffectEvent, CustomTask, HiddenContextItem, ThreadItemDoneEvent
 from pydantic import SkipValidation, ValidationError
 
 from ..chat.history import TOOL_RECORD
@@ -71,6 +71,12 @@ async def _run(
     done: Callable[[Output], str],
 ) -> str:
     run = ctx.context
+    call_id = getattr(ctx, "tool_call_id", None) or new_id("tool_call")
+    # Client effects tell any frontend (and the simple SSE format) what the agent is doing,
+    # e.g. so a todo app can refresh its own task list.
+    await run.stream(
+        ClientEffectEvent(name="tool_call", data={"id": call_id, "name": name, "args": arguments})
+    )
     await run.add_workflow_task(CustomTask(title=running, status_indicator="loading"))
     assert run.workflow_item is not None
     index = len(run.workflow_item.workflow.tasks) - 1
@@ -87,7 +93,9 @@ async def _run(
         ),
         index,
     )
-    call_id = getattr(ctx, "tool_call_id", None) or new_id("tool_call")
+    await run.stream(
+        ClientEffectEvent(name="tool_result", data={"id": call_id, "name": name, "result": output})
+    )
     await run.stream(
         ThreadItemDoneEvent(
             item=HiddenContextItem(

@@ -1,0 +1,129 @@
+"""The simple SSE chat format, for clients that do not speak ChatKit.
+
+In: `{"message": str, "thread_id"?: str}`. Out: `data: {"type": "thinking" | "text" |
+"tool_call" | "tool_result" | "error" | "done", ...}` then `data: [DONE]`.
+It is a second wire format over the same pipeline: the message becomes a ChatKit
+`threads.add_user_message` request on a ChatKit thread, and the ChatKit event stream
+is translated on the way out. Conversations started here are ChatKit threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from chatkit.types import ThreadMetadata
+from pydantic import BaseModel, ValidationError
+
+from ..context import RequestContext
+from ..errors import BadRequest
+from .server import ChatServer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ERROR = "An error occurred while generating the response."
+
+
+class SimpleChatRequest(BaseModel):
+    message: str
+    thread_id: str | None = None
+
+
+def parse_simple(body: bytes) -> SimpleChatRequest | None:
+    """The simple request in `body`, or None when it is not one (no `message`, or a `type`)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "message" not in data or "type" in data:
+        return None
+    try:
+        request = SimpleChatRequest.model_validate(data)
+    except ValidationError:
+        raise BadRequest("Message is required", code="empty_message") from None
+    return request
+
+
+def validate_message(message: str, max_chars: int) -> None:
+    if not message.strip():
+        raise BadRequest("Message is required", code="empty_message")
+    if len(message) > max_chars:
+        raise BadRequest(
+            f"Message is too long ({len(message)} characters; the limit is {max_chars}).",
+            code="message_too_long",
+        )
+
+
+def chatkit_request(message: str, thread_id: str) -> bytes:
+    return json.dumps(
+        {
+            "type": "threads.add_user_message",
+            "params": {
+                "thread_id": thread_id,
+                "input": {
+                    "content": [{"type": "input_text", "text": message}],
+                    "attachments": [],
+                    "inference_options": {},
+                },
+            },
+        }
+    ).encode()
+
+
+async def new_thread(server: ChatServer, ctx: RequestContext) -> ThreadMetadata:
+    """Create the thread up front so its id can go out in the X-Thread-Id header."""
+    thread = ThreadMetadata(id=server.store.generate_thread_id(ctx), created_at=datetime.now())
+    await server.store.save_thread(thread, ctx)
+    return thread
+
+
+def _frame(event: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+
+def _chatkit_events(chunk: bytes) -> list[dict[str, Any]]:
+    events = []
+    for line in chunk.split(b"\n"):
+        if line.startswith(b"data: "):
+            events.append(json.loads(line[6:]))
+    return events
+
+
+def _translate(event: dict[str, Any], state: dict[str, str | None]) -> dict[str, Any] | None:
+    kind = event.get("type")
+    if kind == "thread.item.updated":
+        update = event.get("update") or {}
+        if update.get("type") == "assistant_message.content_part.text_delta":
+            return {"type": "text", "content": update.get("delta", "")}
+    elif kind == "thread.item.done":
+        item = event.get("item") or {}
+        if item.get("type") == "assistant_message":
+            state["message_id"] = item.get("id")
+    elif kind == "client_effect" and event.get("name") in {"tool_call", "tool_result"}:
+        return {"type": event["name"], **(event.get("data") or {})}
+    elif kind == "error":
+        return {"type": "error", "message": event.get("message") or DEFAULT_ERROR}
+    return None
+
+
+async def simple_events(
+    chatkit_stream: AsyncIterable[bytes], thread_id: str
+) -> AsyncIterator[bytes]:
+    """Translate a ChatKit SSE byte stream into the simple format."""
+    state: dict[str, str | None] = {"message_id": None}
+    yield _frame({"type": "thinking", "content": "Thinking…"})
+    try:
+        async for chunk in chatkit_stream:
+            for event in _chatkit_events(chunk):
+                simple = _translate(event, state)
+                if simple is not None:
+                    yield _frame(simple)
+    except Exception:
+        # Headers are sent already: say so in the stream and still end it properly.
+        log.exception("simple chat stream failed")
+        yield _frame({"type": "error", "message": DEFAULT_ERROR})
+    yield _frame({"type": "done", "thread_id": thread_id, "message_id": state["message_id"]})
+    yield b"data: [DONE]\n\n"
