@@ -15,6 +15,7 @@ from . import db
 from .agent.models import build_model, choose_model
 from .agent.planner import todo_planner
 from .agent.todo import TodoKit
+from .chat.conversations import router as conversations_router
 from .chat.routes import router as chatkit_router
 from .chat.server import ChatServer
 from .chat.store import SQLStore
@@ -23,7 +24,13 @@ from .config import Settings, load_settings
 from .deps import get_engine
 from .errors import install_error_handlers, problem
 from .logs import configure_logging
+from .metrics import router as metrics_router
 from .middleware import RequestIdMiddleware
+from .runs.accounting import RunAccounting
+from .runs.admission import Admission
+from .runs.limits import Limits
+from .runs.registry import RunRegistry
+from .runs.usage import router as usage_router
 from .tasks.routes import router as tasks_router
 from .tasks.service import TaskService
 
@@ -56,11 +63,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.model_choice = choice
         app.state.run_tasks = RunTasks()
         kit = TodoKit(model, TaskService(engine), store)
-        app.state.chat_server = ChatServer(store, choice, kit, history_items=settings.history_items)
+        app.state.chat_server = ChatServer(
+            store,
+            choice,
+            kit,
+            RunAccounting(engine),
+            history_items=settings.history_items,
+            model_timeout=settings.model_timeout_seconds,
+        )
+        registry = RunRegistry(engine, max_runs_per_user=settings.max_concurrent_runs_per_user)
+        app.state.admission = Admission(
+            Limits(
+                engine,
+                messages_per_minute=settings.rate_limit_messages_per_minute,
+                daily_token_budget=settings.daily_token_budget,
+            ),
+            registry,
+        )
         try:
             yield
         finally:
             await app.state.run_tasks.drain(SHUTDOWN_GRACE_SECONDS)
+            await registry.close()
             await engine.dispose()
 
     app = FastAPI(title="chatkit-backend", lifespan=lifespan)
@@ -90,5 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ready", "database": "ok"}
 
     app.include_router(chatkit_router)
+    app.include_router(conversations_router)
     app.include_router(tasks_router)
+    app.include_router(usage_router)
+    app.include_router(metrics_router)
     return app

@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/chatkit.db"
@@ -43,10 +43,78 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=4000, ge=1)
     heartbeat_seconds: float = Field(default=15.0, gt=0)
 
+    # --- runs and limits ---
+    rate_limit_messages_per_minute: int = Field(default=30, ge=1)
+    max_concurrent_runs_per_user: int = Field(default=3, ge=1)
+    daily_token_budget: int | None = Field(default=None, ge=1)
+    model_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    # --- operations ---
+    log_format: Literal["text", "json"] = "text"
+    debug: bool = False
+
+    # --- auth ---
+    # Bearer JWTs are verified with a shared HS256 secret (BETTER_AUTH_SECRET is the name
+    # the Better Auth seeds use, AUTH_SECRET the neutral one) or with the public keys at
+    # AUTH_JWKS_URL; the JWKS wins when both are set. With neither, the server runs as
+    # the single local user, which the CLI allows only on a loopback address.
+    better_auth_secret: str | None = None
+    auth_secret: str | None = None
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+
+    @field_validator(
+        "better_auth_secret",
+        "auth_secret",
+        "auth_jwks_url",
+        "auth_issuer",
+        "auth_audience",
+        mode="before",
+    )
+    @classmethod
+    def _blank_auth_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("auth_jwks_url")
+    @classmethod
+    def _http_jwks_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in {"http", "https"}:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Settings:
+        both = self.better_auth_secret and self.auth_secret
+        if both and self.better_auth_secret != self.auth_secret:
+            # Guessing which one signs the tokens would turn a typo into a 401 mystery.
+            raise ValueError("BETTER_AUTH_SECRET and AUTH_SECRET differ: set only one")
+        return self
+
+    @property
+    def jwt_secret(self) -> str | None:
+        """The shared HS256 secret, whichever of the two names set it."""
+        return self.auth_secret or self.better_auth_secret
+
+    @property
+    def auth_configured(self) -> bool:
+        """Whether callers must present a bearer token (otherwise: local mode)."""
+        return bool(self.jwt_secret or self.auth_jwks_url)
+
     @field_validator("model", "model_api_base", "model_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("daily_token_budget", mode="before")
+    @classmethod
+    def _blank_budget_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -12,3 +12,6 @@ class RequestContext:
 
     user_id: str
     request_id: str = field(default_factory=lambda: uuid4().hex)
+    # The id a thread created by this request gets, chosen up front so the run can be
+    # registered, and the id sent to the client, before the stream starts.
+    new_thread_id: str | None = None

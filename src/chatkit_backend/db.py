@@ -7,20 +7,25 @@ import fcntl
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+Insert = postgresql.Insert | sqlite.Insert
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,18 @@ _MIGRATION_LOCK_KEY = 0x63686B74  # "chkt"
 
 class Base(DeclarativeBase):
     """Declarative base for every table of the service."""
+
+
+def utcnow() -> datetime:
+    """Now in UTC without tzinfo: the one form every table stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def dialect_insert(engine: AsyncEngine | AsyncConnection, table: Any) -> Insert:
+    """An INSERT with `on_conflict_do_*` for the engine's database (PostgreSQL or SQLite)."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -12,6 +12,8 @@ from .config import Settings
 if TYPE_CHECKING:
     from .chat.server import ChatServer
     from .chat.store import SQLStore
+    from .runs.admission import Admission
+    from .runs.registry import RunRegistry
 
 
 def get_settings(request: Request) -> Settings:
@@ -32,3 +34,13 @@ def get_store(request: Request) -> SQLStore:
 def get_chat_server(request: Request) -> ChatServer:
     server: ChatServer = request.app.state.chat_server
     return server
+
+
+def get_admission(request: Request) -> Admission:
+    admission: Admission = request.app.state.admission
+    return admission
+
+
+def get_run_registry(request: Request) -> RunRegistry:
+    registry: RunRegistry = request.app.state.admission.registry
+    return registry

@@ -17,6 +17,7 @@ from chatkit.agents import AgentContext
 from chatkit.types import ClientEffectEvent, CustomTask, HiddenContextItem, ThreadItemDoneEvent
 from pydantic import SkipValidation, ValidationError
 
+from .. import metrics
 from ..chat.history import TOOL_RECORD
 from ..chat.store import new_id
 from ..context import RequestContext
@@ -86,6 +87,7 @@ async def _run(
         output = failure("not_found", f"No task with id {exc.task_id}.")
     except ValidationError as exc:
         output = failure("invalid", _validation_message(exc))
+    metrics.TOOL_CALLS.labels(name, "ok" if output["ok"] else output["error"]).inc()
     title = done(output) if output["ok"] else f"{running.rstrip('…')} failed: {output['message']}"
     await run.update_workflow_task(
         CustomTask(

@@ -1,35 +1,35 @@
-"""POST /chatkit (ChatKit or the simple format) and POST /api/chat/stream (simple format).
+"""POST /chatkit (ChatKit or the simple format), POST /api/chat/stream (simple format),
+and POST /api/conversations/{id}/stop.
 
-Every check that can fail is made before a stream starts, so a failure is a status
-code; errors inside a stream become an `error` event.
+Every check that can fail (validation, existence, run lock, limits) is made before a
+stream starts, so a failure is a status code; errors inside a stream become an
+`error` event.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
+from dataclasses import replace
 from typing import Annotated
 
 from chatkit.server import NonStreamingResult, StreamingResult
 from chatkit.store import NotFoundError
-from chatkit.types import ChatKitReq
+from chatkit.types import ChatKitReq, ThreadsCreateReq
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..auth import current_context
 from ..config import Settings
 from ..context import RequestContext
-from ..deps import get_chat_server, get_settings
+from ..deps import get_admission, get_chat_server, get_settings
 from ..errors import BadRequest, NotFound, PayloadTooLarge
-from .preflight import preflight
+from ..runs.admission import Admission
+from ..runs.registry import Lease
+from .preflight import PRODUCING, preflight, thread_id_of
 from .server import ChatServer
-from .simple_sse import (
-    SimpleChatRequest,
-    chatkit_request,
-    new_thread,
-    parse_simple,
-    simple_events,
-    validate_message,
-)
-from .streaming import RunTasks, SSEResponse, detached_stream
+from .simple_sse import chatkit_body, parse_simple, simple_events, validate_message
+from .store import new_id
+from .streaming import SSEResponse, detached_stream
 
 router = APIRouter(tags=["chatkit"])
 
@@ -38,6 +38,7 @@ _request_adapter: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 Context = Annotated[RequestContext, Depends(current_context)]
 Server = Annotated[ChatServer, Depends(get_chat_server)]
 Config = Annotated[Settings, Depends(get_settings)]
+Admit = Annotated[Admission, Depends(get_admission)]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -63,67 +64,132 @@ def parse_request(body: bytes) -> ChatKitReq:
         raise BadRequest(detail, code="invalid_request") from None
 
 
-async def process(
-    body: bytes, server: ChatServer, ctx: RequestContext, settings: Settings
-) -> StreamingResult | NonStreamingResult:
-    """Check, then hand a ChatKit request to the SDK."""
-    parsed = parse_request(body)
+class Opened:
+    """A ChatKit request that passed every check and was handed to the SDK."""
+
+    def __init__(
+        self,
+        result: StreamingResult | NonStreamingResult,
+        thread_id: str | None,
+        lease: Lease | None,
+    ) -> None:
+        self.result = result
+        self.thread_id = thread_id
+        self.lease = lease
+
+
+async def open_request(
+    parsed: ChatKitReq,
+    body: bytes,
+    request: Request,
+    ctx: RequestContext,
+    server: ChatServer,
+    admission: Admission,
+    settings: Settings,
+) -> Opened:
+    """Check, admit (lock, limits) and start a ChatKit request."""
+    if isinstance(parsed, ThreadsCreateReq):
+        ctx = replace(ctx, new_thread_id=new_id("thread"))
     await preflight(parsed, server.sql_store, ctx, max_chars=settings.max_message_chars)
+    thread_id = thread_id_of(parsed) or ctx.new_thread_id
+    lease = None
+    if isinstance(parsed, PRODUCING) and thread_id is not None:
+        lease = await admission.admit(thread_id, ctx, request.headers.get("idempotency-key"))
     try:
-        return await server.process(body, ctx)
-    except NotFoundError as exc:
-        raise NotFound(str(exc) or "Not found.") from None
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
+        result = await server.process(body, ctx)
+    except BaseException as exc:
+        if lease is not None:
+            await admission.registry.release(lease)
+        if isinstance(exc, NotFoundError):
+            raise NotFound(str(exc) or "Not found.") from None
+        if isinstance(exc, ValueError) and not isinstance(exc, ValidationError):
+            raise BadRequest(str(exc)) from None
+        raise
+    return Opened(result, thread_id, lease)
 
 
 def sse(
     request: Request,
-    stream: StreamingResult | object,
+    stream: AsyncIterable[bytes],
+    opened: Opened,
     settings: Settings,
     headers: dict[str, str] | None = None,
 ) -> SSEResponse:
-    run_tasks: RunTasks = request.app.state.run_tasks
     return SSEResponse(
-        detached_stream(stream, run_tasks, heartbeat_seconds=settings.heartbeat_seconds),  # type: ignore[arg-type]
+        detached_stream(
+            stream,
+            request.app.state.run_tasks,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            lease=opened.lease,
+            registry=request.app.state.admission.registry,
+        ),
         headers=headers,
     )
 
 
 async def simple_chat(
-    simple: SimpleChatRequest,
+    body: bytes,
     request: Request,
-    server: ChatServer,
     ctx: RequestContext,
+    server: ChatServer,
+    admission: Admission,
     settings: Settings,
 ) -> Response:
-    validate_message(simple.message, settings.max_message_chars)
-    thread_id = simple.thread_id or (await new_thread(server, ctx)).id
-    result = await process(chatkit_request(simple.message, thread_id), server, ctx, settings)
-    assert isinstance(result, StreamingResult)
-    return sse(request, simple_events(result, thread_id), settings, {"X-Thread-Id": thread_id})
-
-
-@router.post("/chatkit")
-async def chatkit(request: Request, ctx: Context, server: Server, settings: Config) -> Response:
-    body = await read_body(request, settings.max_body_bytes)
-    try:
-        result = await process(body, server, ctx, settings)
-    except BadRequest:
-        # The seeds' clients post {"message": ...} here: the simple format.
-        simple = parse_simple(body)
-        if simple is None:
-            raise
-        return await simple_chat(simple, request, server, ctx, settings)
-    if isinstance(result, NonStreamingResult):
-        return Response(content=result.json, media_type="application/json")
-    return sse(request, result, settings)
-
-
-@router.post("/api/chat/stream", tags=["simple chat"])
-async def chat_stream(request: Request, ctx: Context, server: Server, settings: Config) -> Response:
-    body = await read_body(request, settings.max_body_bytes)
     simple = parse_simple(body)
     if simple is None:
         raise BadRequest("Message is required", code="empty_message")
-    return await simple_chat(simple, request, server, ctx, settings)
+    validate_message(simple.message, settings.max_message_chars)
+    chatkit = chatkit_body(simple)
+    opened = await open_request(
+        parse_request(chatkit), chatkit, request, ctx, server, admission, settings
+    )
+    assert isinstance(opened.result, StreamingResult) and opened.thread_id is not None
+    return sse(
+        request,
+        simple_events(opened.result, opened.thread_id),
+        opened,
+        settings,
+        {"X-Thread-Id": opened.thread_id},
+    )
+
+
+@router.post("/chatkit")
+async def chatkit(
+    request: Request, ctx: Context, server: Server, admission: Admit, settings: Config
+) -> Response:
+    body = await read_body(request, settings.max_body_bytes)
+    try:
+        parsed = parse_request(body)
+    except BadRequest:
+        # The seeds' clients post {"message": ...} here: the simple format.
+        if parse_simple(body) is None:
+            raise
+        return await simple_chat(body, request, ctx, server, admission, settings)
+    opened = await open_request(parsed, body, request, ctx, server, admission, settings)
+    if isinstance(opened.result, NonStreamingResult):
+        return Response(content=opened.result.json, media_type="application/json")
+    return sse(request, opened.result, opened, settings)
+
+
+@router.post("/api/chat/stream", tags=["simple chat"])
+async def chat_stream(
+    request: Request, ctx: Context, server: Server, admission: Admit, settings: Config
+) -> Response:
+    body = await read_body(request, settings.max_body_bytes)
+    return await simple_chat(body, request, ctx, server, admission, settings)
+
+
+class StopResult(BaseModel):
+    thread_id: str
+    stopping: bool
+
+
+@router.post("/api/conversations/{thread_id}/stop", tags=["conversations"])
+async def stop(thread_id: str, ctx: Context, server: Server, admission: Admit) -> StopResult:
+    """End the thread's active run wherever it runs; the partial reply is kept."""
+    try:
+        await server.sql_store.load_thread(thread_id, ctx)
+    except NotFoundError:
+        raise NotFound(f"Thread {thread_id} not found.", code="thread_not_found") from None
+    stopping = await admission.registry.request_stop(thread_id, ctx)
+    return StopResult(thread_id=thread_id, stopping=stopping)

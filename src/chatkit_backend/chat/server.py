@@ -15,9 +15,11 @@ from chatkit.agents import stream_agent_response
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer
 from chatkit.types import (
+    AssistantMessageContentPartTextDelta,
     FeedbackKind,
     SyncCustomActionResponse,
     ThreadItem,
+    ThreadItemUpdatedEvent,
     ThreadMetadata,
     ThreadStreamEvent,
     UserMessageItem,
@@ -29,6 +31,7 @@ from ..agent.kit import AgentKit
 from ..agent.models import ModelChoice
 from ..agent.titles import generate_title
 from ..context import RequestContext
+from ..runs.accounting import RunAccounting, RunOutcome
 from .events import with_fresh_ids
 from .history import HistoryConverter
 from .store import SQLStore
@@ -36,6 +39,12 @@ from .store import SQLStore
 log = logging.getLogger(__name__)
 
 MAX_AGENT_TURNS = 10
+
+
+def is_text_delta(event: ThreadStreamEvent) -> bool:
+    return isinstance(event, ThreadItemUpdatedEvent) and isinstance(
+        event.update, AssistantMessageContentPartTextDelta
+    )
 
 
 def user_text(item: UserMessageItem) -> str:
@@ -61,14 +70,18 @@ class ChatServer(ChatKitServer[RequestContext]):
         store: SQLStore,
         model_choice: ModelChoice,
         kit: AgentKit,
+        accounting: RunAccounting,
         *,
         history_items: int = 30,
+        model_timeout: float = 60.0,
     ) -> None:
         super().__init__(store)
         self.sql_store = store
         self.model_choice = model_choice
         self.kit = kit
+        self.accounting = accounting
         self.history_items = history_items
+        self.model_timeout = model_timeout
         self.converter = HistoryConverter()
 
     async def respond(
@@ -100,13 +113,34 @@ class ChatServer(ChatKitServer[RequestContext]):
             context=agent_context,
             max_turns=MAX_AGENT_TURNS,
         )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first_token: float | None = None
+        outcome = "error"
+        # The whole run has a deadline. Cancelling the run (not this task) ends its event
+        # stream cleanly, so the deadline turns into an error event instead of a hang.
+        timed_out = False
+
+        def on_deadline() -> None:
+            nonlocal timed_out
+            timed_out = True
+            result.cancel()
+
+        deadline = loop.call_later(self.model_timeout, on_deadline)
         try:
             events = stream_agent_response(agent_context, result)
             async for event in with_fresh_ids(events, self._new_item_id(thread, context)):
+                if first_token is None and is_text_delta(event):
+                    first_token = loop.time() - started
                 yield event
+            if timed_out:
+                outcome = "timeout"
+                raise CustomStreamError(provider_error_message(TimeoutError()), allow_retry=True)
             async for event in self.kit.after_run(agent_context):
                 yield event
+            outcome = "completed"
         except (asyncio.CancelledError, GeneratorExit):
+            outcome = "cancelled"
             raise
         except CustomStreamError:
             raise
@@ -114,12 +148,27 @@ class ChatServer(ChatKitServer[RequestContext]):
             log.exception("agent run failed", extra={"thread_id": thread.id})
             raise CustomStreamError(provider_error_message(exc), allow_retry=True) from exc
         finally:
+            deadline.cancel()
             # Without this the run keeps reading the model stream (and running tools)
             # after a stop or disconnect: the SDK does not cancel it for us.
             if not result.is_complete:
                 result.cancel()
             if title_task is not None and not title_task.done():
                 title_task.cancel()
+            usage = result.context_wrapper.usage
+            with anyio.CancelScope(shield=True):
+                await self.accounting.finished(
+                    context,
+                    RunOutcome(
+                        thread_id=thread.id,
+                        model=self.model_choice.name,
+                        outcome=outcome,
+                        seconds=loop.time() - started,
+                        first_token_seconds=first_token,
+                        input_tokens=usage.input_tokens,
+                        output_tokens=usage.output_tokens,
+                    ),
+                )
 
         if title_task is not None:
             with contextlib.suppress(asyncio.CancelledError):

@@ -12,15 +12,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
-from datetime import datetime
 from typing import Any
 
-from chatkit.types import ThreadMetadata
 from pydantic import BaseModel, ValidationError
 
-from ..context import RequestContext
 from ..errors import BadRequest
-from .server import ChatServer
 
 log = logging.getLogger(__name__)
 
@@ -57,27 +53,21 @@ def validate_message(message: str, max_chars: int) -> None:
         )
 
 
-def chatkit_request(message: str, thread_id: str) -> bytes:
+def chatkit_body(request: SimpleChatRequest) -> bytes:
+    """The ChatKit request a simple one stands for: a new thread, or a message to one."""
+    user_input = {
+        "content": [{"type": "input_text", "text": request.message}],
+        "attachments": [],
+        "inference_options": {},
+    }
+    if request.thread_id is None:
+        return json.dumps({"type": "threads.create", "params": {"input": user_input}}).encode()
     return json.dumps(
         {
             "type": "threads.add_user_message",
-            "params": {
-                "thread_id": thread_id,
-                "input": {
-                    "content": [{"type": "input_text", "text": message}],
-                    "attachments": [],
-                    "inference_options": {},
-                },
-            },
+            "params": {"thread_id": request.thread_id, "input": user_input},
         }
     ).encode()
-
-
-async def new_thread(server: ChatServer, ctx: RequestContext) -> ThreadMetadata:
-    """Create the thread up front so its id can go out in the X-Thread-Id header."""
-    thread = ThreadMetadata(id=server.store.generate_thread_id(ctx), created_at=datetime.now())
-    await server.store.save_thread(thread, ctx)
-    return thread
 
 
 def _frame(event: dict[str, Any]) -> bytes:

@@ -23,7 +23,19 @@ from chatkit.types import (
     ThreadMetadata,
 )
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -90,7 +102,7 @@ class SQLStore(Store[RequestContext]):
     # ids -------------------------------------------------------------------
 
     def generate_thread_id(self, context: RequestContext) -> str:
-        return new_id("thread")
+        return context.new_thread_id or new_id("thread")
 
     def generate_item_id(
         self, item_type: StoreItemType, thread: ThreadMetadata, context: RequestContext
@@ -380,3 +392,130 @@ class SQLStore(Store[RequestContext]):
                 )
                 await conn.execute(stmt)
         return len(found)
+
+    # conversations (REST) ---------------------------------------------------
+    # Read-only queries behind REST /api/conversations (chat/conversations.py).
+
+    MESSAGE_TYPES = ("user_message", "assistant_message")
+
+    @staticmethod
+    def _like_pattern(text: str) -> str:
+        """A LIKE pattern (escape character `\\`) matching `text` anywhere, literally."""
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+    async def search_threads(
+        self, context: RequestContext, *, limit: int, offset: int, text: str | None = None
+    ) -> list[tuple[ThreadMetadata, datetime]]:
+        """The user's threads, newest activity first, each with its last-activity time.
+
+        `text` keeps the threads whose title or user/assistant message text contains
+        it (case-insensitive: full Unicode on PostgreSQL, ASCII only on SQLite).
+        """
+        query = select(ThreadRow.data, ThreadRow.updated_at).where(
+            ThreadRow.user_id == context.user_id
+        )
+        if text:
+            pattern = self._like_pattern(text)
+            query = query.where(
+                or_(
+                    ThreadRow.title.ilike(pattern, escape="\\"),
+                    self._message_text_matches(pattern, context),
+                )
+            )
+        query = (
+            query.order_by(ThreadRow.updated_at.desc(), ThreadRow.seq.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            (ThreadMetadata.model_validate_json(row.data), row.updated_at.replace(tzinfo=UTC))
+            for row in rows
+        ]
+
+    def _message_text_matches(self, pattern: str, context: RequestContext) -> ColumnElement[bool]:
+        # Matches the extracted `content[*].text` strings, never the raw JSON, so a
+        # search cannot hit keys, ids, types or escape sequences by accident.
+        texts: Any
+        if self._dialect == "postgresql":
+            # jsonpath's lax mode yields nothing, instead of failing, where the shape differs.
+            texts = func.jsonb_array_elements_text(
+                func.jsonb_path_query_array(
+                    cast(ItemRow.data, postgresql.JSONB),
+                    cast(literal("$.content[*].text"), postgresql.JSONPATH),
+                )
+            ).table_valued("value")
+            text_col = texts.c.value
+        else:
+            texts = func.json_each(ItemRow.data, "$.content").table_valued("value")
+            text_col = func.json_extract(texts.c.value, "$.text")
+        return exists(
+            select(literal(1))
+            .select_from(ItemRow)
+            .join(texts, true())
+            .where(
+                ItemRow.thread_id == ThreadRow.id,
+                ItemRow.user_id == context.user_id,
+                ItemRow.type.in_(self.MESSAGE_TYPES),
+                text_col.ilike(pattern, escape="\\"),
+            )
+        )
+
+    async def load_thread_activity(
+        self, thread_id: str, context: RequestContext
+    ) -> tuple[ThreadMetadata, datetime]:
+        """The thread and its last-activity time; NotFoundError if the user has no such thread."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(ThreadRow.data, ThreadRow.updated_at).where(
+                        ThreadRow.id == thread_id, ThreadRow.user_id == context.user_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"Thread {thread_id} not found")
+        return ThreadMetadata.model_validate_json(row.data), row.updated_at.replace(tzinfo=UTC)
+
+    async def message_stats(
+        self, thread_ids: Sequence[str], context: RequestContext
+    ) -> dict[str, tuple[int, ThreadItem]]:
+        """For each of the threads with messages: how many, and the newest, in one query."""
+        if not thread_ids:
+            return {}
+        newest_first = (ItemRow.created_at.desc(), ItemRow.seq.desc())
+        ranked = (
+            select(
+                ItemRow.thread_id,
+                ItemRow.data,
+                func.count().over(partition_by=ItemRow.thread_id).label("n"),
+                func.row_number()
+                .over(partition_by=ItemRow.thread_id, order_by=newest_first)
+                .label("rank"),
+            )
+            .where(
+                ItemRow.thread_id.in_(list(thread_ids)),
+                ItemRow.user_id == context.user_id,
+                ItemRow.type.in_(self.MESSAGE_TYPES),
+            )
+            .subquery()
+        )
+        query = select(ranked.c.thread_id, ranked.c.n, ranked.c.data).where(ranked.c.rank == 1)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {row.thread_id: (row.n, _item_adapter.validate_json(row.data)) for row in rows}
+
+    async def load_all_thread_items(
+        self, thread_id: str, context: RequestContext
+    ) -> list[ThreadItem]:
+        """Every item of the thread, oldest first (for a full view or export)."""
+        query = (
+            select(ItemRow.data)
+            .where(ItemRow.thread_id == thread_id, ItemRow.user_id == context.user_id)
+            .order_by(ItemRow.created_at, ItemRow.seq)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.scalars(query)).all()
+        return [_item_adapter.validate_json(data) for data in rows]

@@ -18,6 +18,9 @@ import anyio
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from .. import metrics
+from ..runs.registry import Lease, RunRegistry
+
 log = logging.getLogger(__name__)
 
 SSE_HEADERS = {
@@ -64,14 +67,21 @@ def detached_stream(
     tasks: RunTasks,
     *,
     heartbeat_seconds: float,
+    lease: Lease | None = None,
+    registry: RunRegistry | None = None,
     error_event: bytes = STREAM_ERROR,
 ) -> AsyncIterator[bytes]:
-    """Bytes of `source`, produced by a separate task, with pings while it is silent."""
+    """Bytes of `source`, produced by a separate task, with pings while it is silent.
+
+    With a `lease`, the producing task is registered so a stop request from any
+    instance can cancel it, and the thread's run lock is released when it ends.
+    """
 
     async def body() -> AsyncIterator[bytes]:
         queue: asyncio.Queue[object] = asyncio.Queue()
 
         async def produce() -> None:
+            metrics.ACTIVE_STREAMS.inc()
             try:
                 async for chunk in source:
                     queue.put_nowait(chunk)
@@ -80,12 +90,21 @@ def detached_stream(
             except Exception:
                 # Headers are sent already: end with an error event, never a broken stream.
                 log.exception("stream failed")
+                metrics.ERRORS.labels("stream").inc()
                 queue.put_nowait(error_event)
             finally:
+                metrics.ACTIVE_STREAMS.dec()
+                # Release before the client sees the end: its next message must find the
+                # thread free.
+                if lease is not None and registry is not None:
+                    with anyio.CancelScope(shield=True):
+                        await registry.release(lease)
                 queue.put_nowait(_END)
 
         task = asyncio.create_task(produce())
         tasks.add(task)
+        if lease is not None and registry is not None:
+            registry.attach(lease, task)
         try:
             while True:
                 try:

@@ -1,0 +1,60 @@
+"""Prometheus metrics, correct across worker processes.
+
+`chatkit-backend serve` sets PROMETHEUS_MULTIPROC_DIR before the workers start, so
+every worker writes its samples there and /metrics aggregates them all.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .auth import current_context
+from .context import RequestContext
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+TURNS = Counter("chatkit_turns", "Agent turns by outcome.", ["model", "outcome"])
+TURN_SECONDS = Histogram(
+    "chatkit_turn_seconds",
+    "Duration of an agent turn.",
+    buckets=(0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120),
+)
+FIRST_TOKEN_SECONDS = Histogram(
+    "chatkit_first_token_seconds",
+    "Time from the start of a turn to its first text delta.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30),
+)
+TOOL_CALLS = Counter("chatkit_tool_calls", "Tool calls by tool and outcome.", ["tool", "outcome"])
+TOKENS = Counter("chatkit_tokens", "Model tokens by direction.", ["model", "kind"])
+ACTIVE_STREAMS = Gauge(
+    "chatkit_active_streams", "Streams being served now.", multiprocess_mode="livesum"
+)
+ERRORS = Counter("chatkit_errors", "Errors by kind.", ["kind"])
+
+
+def exposition() -> bytes:
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest()
+
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(_ctx: Annotated[RequestContext, Depends(current_context)]) -> Response:
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Runs in production: one per thread, stoppable from anywhere, limited and accounted."""

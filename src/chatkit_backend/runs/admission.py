@@ -1,0 +1,33 @@
+"""Admission of a message-producing request: budget, run lock, rate, idempotency.
+
+Called by the routes once they know the request produces a run, before any stream
+starts, so every refusal is a status code (409 or 429) rather than a broken stream.
+"""
+
+from __future__ import annotations
+
+from ..context import RequestContext
+from .limits import Limits
+from .registry import Lease, RunRegistry
+
+
+class Admission:
+    def __init__(self, limits: Limits, registry: RunRegistry) -> None:
+        self.limits = limits
+        self.registry = registry
+
+    async def admit(
+        self, thread_id: str, ctx: RequestContext, idempotency_key: str | None
+    ) -> Lease:
+        """A lease on the thread's run lock, or an ApiError saying why not."""
+        await self.limits.check_budget(ctx)
+        lease = await self.registry.acquire(thread_id, ctx)
+        try:
+            await self.limits.count_message(ctx)
+            # Last, so a request refused for another reason can be retried with its key.
+            if idempotency_key:
+                await self.limits.remember_key(idempotency_key, ctx)
+        except BaseException:
+            await self.registry.release(lease)
+            raise
+        return lease
