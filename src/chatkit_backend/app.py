@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from .agent.models import build_model, choose_model
 from .agent.planner import todo_planner
 from .agent.todo import TodoKit
 from .chat.conversations import router as conversations_router
+from .chat.debug import router as debug_router
 from .chat.routes import router as chatkit_router
 from .chat.server import ChatServer
 from .chat.store import SQLStore
@@ -24,6 +26,7 @@ from .config import Settings, load_settings
 from .deps import get_engine
 from .errors import install_error_handlers, problem
 from .logs import configure_logging
+from .loop_errors import quiet_sdk_leftovers
 from .metrics import router as metrics_router
 from .middleware import RequestIdMiddleware
 from .runs.accounting import RunAccounting
@@ -44,13 +47,14 @@ CHATKIT_HEADERS = ["x-chatkit-domain-key", "x-chatkit-version", "x-request-id", 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from agents import set_tracing_disabled
 
         set_tracing_disabled(not settings.agents_tracing)
+        quiet_sdk_leftovers(asyncio.get_running_loop())
         engine = db.create_engine(settings.async_database_url)
         await db.migrate(engine)
         store = SQLStore(engine)
@@ -118,4 +122,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks_router)
     app.include_router(usage_router)
     app.include_router(metrics_router)
+    app.include_router(debug_router)
     return app

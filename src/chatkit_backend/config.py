@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_concurrent_runs_per_user: int = Field(default=3, ge=1)
     daily_token_budget: int | None = Field(default=None, ge=1)
     model_timeout_seconds: float = Field(default=60.0, gt=0)
+    # How often a worker confirms its runs are alive; a run silent for six of these
+    # (a crashed worker's) no longer holds its thread.
+    run_heartbeat_seconds: float = Field(default=5.0, gt=0)
 
     # --- operations ---
     log_format: Literal["text", "json"] = "text"

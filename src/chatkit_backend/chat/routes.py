@@ -23,6 +23,7 @@ from ..config import Settings
 from ..context import RequestContext
 from ..deps import get_admission, get_chat_server, get_settings
 from ..errors import BadRequest, NotFound, PayloadTooLarge
+from ..logs import bind
 from ..runs.admission import Admission
 from ..runs.registry import Lease
 from .preflight import PRODUCING, preflight, thread_id_of
@@ -92,6 +93,7 @@ async def open_request(
         ctx = replace(ctx, new_thread_id=new_id("thread"))
     await preflight(parsed, server.sql_store, ctx, max_chars=settings.max_message_chars)
     thread_id = thread_id_of(parsed) or ctx.new_thread_id
+    bind(user_id=ctx.user_id, thread_id=thread_id, run_id=ctx.request_id)
     lease = None
     if isinstance(parsed, PRODUCING) and thread_id is not None:
         lease = await admission.admit(thread_id, ctx, request.headers.get("idempotency-key"))
