@@ -30,6 +30,8 @@ _SCRUB = (
     "BETTER_AUTH_SECRET",
     "AUTH_SECRET",
     "AUTH_JWKS_URL",
+    "AUTH_ISSUER",
+    "AUTH_AUDIENCE",
 )
 
 

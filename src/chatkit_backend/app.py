@@ -16,6 +16,7 @@ from . import db
 from .agent.models import build_model, choose_model
 from .agent.planner import todo_planner
 from .agent.todo import TodoKit
+from .auth import authenticator
 from .chat.conversations import router as conversations_router
 from .chat.debug import router as debug_router
 from .chat.routes import router as chatkit_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="chatkit-backend", lifespan=lifespan)
     app.state.settings = settings
+    authenticator(app)  # built now, so its mode is logged at start
     install_error_handlers(app)
     app.add_middleware(
         CORSMiddleware,

@@ -1,9 +1,10 @@
-"""The `chatkit-backend` command: serve, migrate."""
+"""The `chatkit-backend` command: serve, migrate, token."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 
 from .config import ConfigError, Settings, load_settings
@@ -20,7 +21,17 @@ def _settings_or_exit() -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .auth import AUTH_VARIABLES, is_loopback_host
+
     settings = _settings_or_exit()
+    if not settings.auth_configured and not is_loopback_host(args.host):
+        # Local mode trusts every caller as the one local user: fine on loopback only.
+        print(
+            f"chatkit-backend: refusing to serve on {args.host} without authentication: "
+            f"set {AUTH_VARIABLES} (or bind to 127.0.0.1)",
+            file=sys.stderr,
+        )
+        return 2
     uvicorn.run(
         "chatkit_backend.app:create_app",
         factory=True,
@@ -51,6 +62,45 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_ttl(text: str) -> int:
+    """Seconds from `90`, `90s`, `15m`, `1h` or `7d`."""
+    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip().lower())
+    if not match or int(match[1]) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 1h or 7d")
+    return int(match[1]) * _TTL_UNITS[match[2] or "s"]
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .auth import MAX_USER_ID_LENGTH, issue_token
+
+    settings = _settings_or_exit()
+    if settings.auth_jwks_url:
+        print(
+            "chatkit-backend: AUTH_JWKS_URL is set, so the server accepts only tokens signed "
+            "by those keys; get a token from the issuer instead",
+            file=sys.stderr,
+        )
+        return 2
+    if not settings.jwt_secret:
+        print(
+            "chatkit-backend: no secret to sign with: set BETTER_AUTH_SECRET or AUTH_SECRET",
+            file=sys.stderr,
+        )
+        return 2
+    user = args.user.strip()
+    if not user or len(user) > MAX_USER_ID_LENGTH:
+        print(
+            f"chatkit-backend: --user must be 1 to {MAX_USER_ID_LENGTH} characters",
+            file=sys.stderr,
+        )
+        return 2
+    print(issue_token(settings, user, args.ttl))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatkit-backend", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     migrate = sub.add_parser("migrate", help="apply pending database migrations")
     migrate.set_defaults(func=cmd_migrate)
+    token = sub.add_parser("token", help="print a bearer token signed with the shared secret")
+    token.add_argument("--user", required=True, help="the user id (the token's sub)")
+    token.add_argument(
+        "--ttl", type=parse_ttl, default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)"
+    )
+    token.set_defaults(func=cmd_token)
     return parser
 
 

@@ -57,6 +57,10 @@ class TooManyRequests(ApiError):
     status, title = 429, "Too Many Requests"
 
 
+class ServiceUnavailable(ApiError):
+    status, title = 503, "Service Unavailable"
+
+
 def problem(
     status: int,
     title: str,

@@ -43,8 +43,6 @@ async def debug_threads(
     result: dict[str, Any] = {}
     for thread in threads.data:
         page = await store.load_thread_items(thread.id, None, 100, "asc", ctx)
-        items = [
-            {"id": item.id, "type": item.type, "content": _texts(item)} for item in page.data
-        ]
+        items = [{"id": item.id, "type": item.type, "content": _texts(item)} for item in page.data]
         result[thread.id] = {"title": thread.title, "items": items, "count": len(items)}
     return result
