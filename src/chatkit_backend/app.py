@@ -37,6 +37,7 @@ from .runs.registry import RunRegistry
 from .runs.usage import router as usage_router
 from .tasks.routes import router as tasks_router
 from .tasks.service import TaskService
+from .web.routes import router as web_router
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             history_items=settings.history_items,
             model_timeout=settings.model_timeout_seconds,
         )
-        registry = RunRegistry(engine, max_runs_per_user=settings.max_concurrent_runs_per_user)
+        registry = RunRegistry(
+            engine,
+            max_runs_per_user=settings.max_concurrent_runs_per_user,
+            heartbeat_interval=settings.run_heartbeat_seconds,
+            stale_after=6 * settings.run_heartbeat_seconds,
+        )
         app.state.admission = Admission(
             Limits(
                 engine,
@@ -125,4 +131,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(usage_router)
     app.include_router(metrics_router)
     app.include_router(debug_router)
+    app.include_router(web_router)
     return app

@@ -1,11 +1,14 @@
-"""The `chatkit-backend` command: serve, migrate, token."""
+"""The `chatkit-backend` command: serve, migrate, token, purge."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
+import tempfile
+from datetime import timedelta
 
 from .config import ConfigError, Settings, load_settings
 
@@ -32,6 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    prepare_metrics_dir()
     uvicorn.run(
         "chatkit_backend.app:create_app",
         factory=True,
@@ -41,6 +45,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         # Give streams time to end cleanly on shutdown; partial replies are kept.
         timeout_graceful_shutdown=15,
+    )
+    return 0
+
+
+def prepare_metrics_dir() -> None:
+    """Give this server's workers one fresh directory to share their metrics through."""
+    from .metrics import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):
+        return  # the operator chose one
+    os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="chatkit-metrics-")
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from . import db
+    from .maintenance import purge_threads
+
+    settings = _settings_or_exit()
+
+    async def run() -> int:
+        engine = db.create_engine(settings.async_database_url)
+        try:
+            await db.migrate(engine)
+            return await purge_threads(engine, timedelta(seconds=args.older_than))
+        finally:
+            await engine.dispose()
+
+    count = asyncio.run(run())
+    print(
+        f"purged {count} thread{'s' if count != 1 else ''} with their items, "
+        "attachments, feedback and usage"
     )
     return 0
 
@@ -117,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ttl", type=parse_ttl, default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)"
     )
     token.set_defaults(func=cmd_token)
+    purge = sub.add_parser("purge", help="delete threads with no activity for a while")
+    purge.add_argument(
+        "--older-than", type=parse_ttl, required=True, help="age such as 90d, 12h or 30m"
+    )
+    purge.set_defaults(func=cmd_purge)
     return parser
 
 

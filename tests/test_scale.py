@@ -1,0 +1,275 @@
+"""Scale-out on PostgreSQL: several workers and instances behave like one server.
+
+Real `chatkit-backend serve` processes, one database, the scripted provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+
+from .conftest import is_title_request
+from .databases import postgres_database
+from .live import ChatKitClient, assistant_text, free_port, parse_sse, user_input
+from .processes import COMMAND, clean_env
+from .scripted_provider import ScriptedProvider, Text
+
+SECRET = "scale-test-secret-that-is-long-enough-0123456789"
+SLOW = Text(" ".join(f"w{i}" for i in range(150)), chunk_chars=4, delay=0.03)
+
+
+def token(user: str) -> str:
+    return jwt.encode({"sub": user, "exp": int(time.time()) + 3600}, SECRET, algorithm="HS256")
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    async with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def env(pg_url: str, provider: ScriptedProvider) -> dict[str, str]:
+    return clean_env(
+        DATABASE_URL=pg_url,
+        MODEL="openai/scripted",
+        MODEL_API_BASE=provider.base_url,
+        MODEL_API_KEY="test-key",
+        BETTER_AUTH_SECRET=SECRET,
+        RUN_HEARTBEAT_SECONDS="0.5",
+        LOG_LEVEL="WARNING",
+    )
+
+
+class Instance:
+    """One `chatkit-backend serve` process (with its workers)."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = cwd / f"serve-{self.port}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [COMMAND, "serve", "--port", str(self.port), "--workers", str(workers)],
+            env=env,
+            cwd=cwd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.log_path.read_text())
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become ready")
+            time.sleep(0.1)
+
+    def client(self, user: str) -> ChatKitClient:
+        return ChatKitClient(self.url, headers={"Authorization": f"Bearer {token(user)}"})
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@contextmanager
+def instances(env: dict[str, str], cwd: Path, *workers: int) -> Iterator[list[Instance]]:
+    started: list[Instance] = []
+    try:
+        for count in workers:
+            started.append(Instance(env, cwd, count))
+        yield started
+    finally:
+        for instance in started:
+            instance.stop()
+
+
+async def start_stream(
+    client: ChatKitClient, body: dict[str, Any]
+) -> tuple[asyncio.Task[str], str]:
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def read() -> str:
+        text = ""
+        async with client.http.stream("POST", "/chatkit", json=body) as response:
+            assert response.status_code == 200, await response.aread()
+            async for chunk in response.aiter_text():
+                text += chunk
+                if not ready.done() and "thread.item.updated" in text:
+                    found = re.search(r'"thread_id":"(thr_[0-9a-f]+)"', text)
+                    assert found
+                    ready.set_result(found.group(1))
+        return text
+
+    task = asyncio.create_task(read())
+    return task, await asyncio.wait_for(ready, 20)
+
+
+def metric_total(text: str, name: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+async def test_two_workers_answer_many_users_and_count_them_all(
+    env: dict[str, str], provider: ScriptedProvider, tmp_path: Path
+) -> None:
+    users = [f"user-{n}" for n in range(12)]
+    with instances(env, tmp_path, 2) as (server,):
+        clients = {u: server.client(u) for u in users}
+
+        async def two_turns(user: str) -> str:
+            client = clients[user]
+            thread_id, events = await client.create_thread(f"hello from {user}")
+            assert assistant_text(events) == f"Echo: hello from {user}"
+            events = await client.send(thread_id, f"again from {user}")
+            assert assistant_text(events) == f"Echo: again from {user}"
+            return thread_id
+
+        thread_ids = await asyncio.gather(*(two_turns(u) for u in users))
+        for user, thread_id in zip(users, thread_ids, strict=True):
+            listed = await clients[user].call("threads.list")
+            assert [t["id"] for t in listed["data"]] == [thread_id]
+            assert len(await clients[user].items(thread_id)) == 4
+        chat = [r for r in provider.requests if not is_title_request(r)]
+        assert len(chat) == 2 * len(users)
+
+        metrics = (await clients[users[0]].http.get("/metrics")).text
+        assert metric_total(metrics, "chatkit_turns_total") == 2 * len(users)
+        for client in clients.values():
+            await client.aclose()
+
+
+async def test_lock_stop_and_rate_limit_hold_across_instances(
+    env: dict[str, str], provider: ScriptedProvider, tmp_path: Path
+) -> None:
+    env = {**env, "RATE_LIMIT_MESSAGES_PER_MINUTE": "4"}
+    with instances(env, tmp_path, 1, 1) as (a, b):
+        on_a, on_b = a.client("alice"), b.client("alice")
+        provider.enqueue(SLOW)
+        reader, thread_id = await start_stream(
+            on_a, {"type": "threads.create", "params": {"input": user_input("story")}}
+        )
+        busy = await on_b.post(
+            {
+                "type": "threads.add_user_message",
+                "params": {"thread_id": thread_id, "input": user_input("me too")},
+            }
+        )
+        assert busy.status_code == 409
+        assert busy.json()["detail"] == "a response is already in progress"
+
+        started = time.monotonic()
+        stop = await on_b.http.post(f"/api/conversations/{thread_id}/stop")
+        assert stop.json()["stopping"] is True
+        record = await provider.wait_for_stream_end_async(-1, timeout=5)
+        assert record.client_disconnected, "instance B's stop closed A's provider stream"
+        assert record.disconnected_at is not None
+        assert record.disconnected_at - started < 1.0, "stopped within a second"
+        text = await asyncio.wait_for(reader, 5)
+        assert not [e for e in parse_sse(text) if e["type"] == "error"]
+        items = await on_b.items(thread_id)
+        assert [i["type"] for i in items] == ["user_message", "assistant_message"]
+
+        # Messages 2, 3 and 4 of this minute (the first was the story), spread over both.
+        provider.enqueue(Text("ok"), Text("ok"), Text("ok"))
+        await on_a.send(thread_id, "two")
+        await on_b.send(thread_id, "three")
+        await on_a.send(thread_id, "four")
+        over = await on_b.post(
+            {
+                "type": "threads.add_user_message",
+                "params": {"thread_id": thread_id, "input": user_input("five")},
+            }
+        )
+        assert over.status_code == 429 and over.headers["retry-after"]
+        await on_a.aclose()
+        await on_b.aclose()
+
+
+async def test_a_killed_worker_leaves_no_lock_behind(
+    env: dict[str, str], provider: ScriptedProvider, tmp_path: Path, pg_url: str
+) -> None:
+    with instances(env, tmp_path, 1, 1) as (a, b):
+        on_a, on_b = a.client("bob"), b.client("bob")
+        provider.enqueue(Text(SLOW.text, chunk_chars=4, delay=0.1))
+        reader, thread_id = await start_stream(
+            on_a, {"type": "threads.create", "params": {"input": user_input("doomed")}}
+        )
+        a.kill()
+        with pytest.raises(httpx.HTTPError):
+            await reader
+        await on_a.aclose()
+
+        # Within a few heartbeats the dead worker's lock no longer holds.
+        provider.enqueue(Text("I survived"))
+        deadline = time.monotonic() + 10
+        while True:
+            response = await on_b.post(
+                {
+                    "type": "threads.add_user_message",
+                    "params": {"thread_id": thread_id, "input": user_input("still there?")},
+                }
+            )
+            if response.status_code == 200:
+                break
+            assert response.status_code == 409, response.text
+            assert time.monotonic() < deadline, f"the thread stayed locked: {response.text}"
+            await asyncio.sleep(0.5)
+        assert assistant_text(parse_sse(response.text)) == "I survived"
+        conn = await asyncpg.connect(pg_url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM active_runs") == 0
+        finally:
+            await conn.close()
+        await on_b.aclose()
+
+
+async def test_shutdown_lets_an_active_stream_finish(
+    env: dict[str, str], provider: ScriptedProvider, tmp_path: Path
+) -> None:
+    with instances(env, tmp_path, 1, 1) as (a, b):
+        on_a, on_b = a.client("carol"), b.client("carol")
+        provider.enqueue(Text("one two three four five six seven", chunk_chars=3, delay=0.1))
+        reader, thread_id = await start_stream(
+            on_a, {"type": "threads.create", "params": {"input": user_input("finish it")}}
+        )
+        os.killpg(a.proc.pid, signal.SIGTERM)
+        text = await asyncio.wait_for(reader, 20)
+        assert assistant_text(parse_sse(text)) == "one two three four five six seven"
+        a.proc.wait(timeout=30)
+        items = await on_b.items(thread_id)
+        assert items[-1]["content"][0]["text"] == "one two three four five six seven"
+        await on_a.aclose()
+        await on_b.aclose()
