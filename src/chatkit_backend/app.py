@@ -37,6 +37,7 @@ from .runs.registry import RunRegistry
 from .runs.usage import router as usage_router
 from .tasks.routes import router as tasks_router
 from .tasks.service import TaskService
+from .telemetry import setup_tracing
 from .web.routes import router as web_router
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.run_tasks.drain(SHUTDOWN_GRACE_SECONDS)
             await registry.close()
             await engine.dispose()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()  # flushes the spans still queued
 
     app = FastAPI(title="chatkit-backend", lifespan=lifespan)
     app.state.settings = settings
     authenticator(app)  # built now, so its mode is logged at start
+    tracer_provider = setup_tracing(app, settings)
     install_error_handlers(app)
     app.add_middleware(
         CORSMiddleware,

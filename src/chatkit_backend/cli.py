@@ -35,6 +35,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from .telemetry import tracing_unavailable
+
+    if problem := tracing_unavailable(settings):
+        print(f"chatkit-backend: invalid configuration: {problem}", file=sys.stderr)
+        return 2
     prepare_metrics_dir()
     uvicorn.run(
         "chatkit_backend.app:create_app",

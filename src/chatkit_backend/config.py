@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # --- operations ---
     log_format: Literal["text", "json"] = "text"
     debug: bool = False
+    otel_tracing: bool = False
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "chatkit-backend"
+    chatkit_domain_key: str | None = None
 
     # --- auth ---
     # Bearer JWTs are verified with a shared HS256 secret (BETTER_AUTH_SECRET is the name
