@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import scripted_settings
+from .conftest import is_title_request, scripted_settings
 from .live import ChatKitClient, assistant_text, live_server, parse_sse, user_input
-from .scripted_provider import Call, Hang, Malformed, ScriptedProvider, Text, ToolCalls
+from .scripted_provider import Call, Error, Hang, Malformed, ScriptedProvider, Text, ToolCalls
 
 SLOW = Text(" ".join(f"w{i}" for i in range(200)), chunk_chars=4, delay=0.02)
 
@@ -285,3 +285,25 @@ async def test_the_request_id_is_accepted_and_returned(client: ChatKitClient) ->
     assert response.headers["x-request-id"] == "abc-123"
     generated = await client.http.get("/api/tasks", headers={"X-Request-Id": "bad id!"})
     assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
+
+
+async def test_provider_errors_before_the_first_token_are_retried_with_backoff(
+    client: ChatKitClient, provider: ScriptedProvider
+) -> None:
+    provider.enqueue(Error(429, retry_after=0.2), Error(503), Text("third time lucky"))
+    _, events = await client.create_thread("please work")
+    assert assistant_text(events) == "third time lucky"
+    chat = [r for r in provider.requests if not is_title_request(r)]
+    assert len(chat) == 3
+
+
+async def test_a_stream_that_breaks_once_started_is_not_retried(
+    client: ChatKitClient, provider: ScriptedProvider
+) -> None:
+    provider.enqueue(Malformed(), Text("never sent"))
+    thread_id, events = await client.create_thread("hello")
+    assert [e for e in events if e["type"] == "error"]
+    chat = [r for r in provider.requests if not is_title_request(r)]
+    assert len(chat) == 1
+    # The queued "never sent" answers the next turn: the failed one was not retried.
+    assert assistant_text(await client.send(thread_id, "again")) == "never sent"
