@@ -71,9 +71,17 @@ def scripted_settings(database_url: str, provider: ScriptedProvider, **extra: An
 
 
 @pytest.fixture
-def server_url(database_url: str, provider: ScriptedProvider) -> Iterator[str]:
+def server_options() -> dict[str, Any]:
+    """Settings a test wants different from the defaults (override, or parametrize it)."""
+    return {}
+
+
+@pytest.fixture
+def server_url(
+    database_url: str, provider: ScriptedProvider, server_options: dict[str, Any]
+) -> Iterator[str]:
     """A live server on 127.0.0.1 whose model is the scripted provider via LiteLLM."""
-    with live_server(scripted_settings(database_url, provider)) as url:
+    with live_server(scripted_settings(database_url, provider, **server_options)) as url:
         yield url
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -116,3 +118,26 @@ class ChatKitClient:
         page = await self.call("items.list", thread_id=thread_id, limit=100, order="asc", **params)
         items: list[dict[str, Any]] = page["data"]
         return items
+
+
+async def start_stream(
+    client: ChatKitClient, body: dict[str, Any]
+) -> tuple[asyncio.Task[str], str]:
+    """Start a streaming request and read it in a task; return the task and the thread id,
+    once the first text delta has arrived (so a run is really in progress)."""
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def read() -> str:
+        text = ""
+        async with client.http.stream("POST", "/chatkit", json=body) as response:
+            assert response.status_code == 200, await response.aread()
+            async for chunk in response.aiter_text():
+                text += chunk
+                if not ready.done() and "thread.item.updated" in text:
+                    found = re.search(r'"thread_id":"(thr_[0-9a-f]+)"', text)
+                    assert found
+                    ready.set_result(found.group(1))
+        return text
+
+    task = asyncio.create_task(read())
+    return task, await asyncio.wait_for(ready, 20)

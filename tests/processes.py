@@ -49,38 +49,57 @@ def run_cli(
     )
 
 
-@contextmanager
-def served(env: dict[str, str], cwd: Path, *extra: str) -> Iterator[str]:
-    """`chatkit-backend serve` on a free port until the block ends (then SIGTERM)."""
-    port = free_port()
-    log = open(cwd / f"serve-{port}.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [COMMAND, "serve", "--port", str(port), *extra],
-        env=env,
-        cwd=cwd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
+class ServerProcess:
+    """`chatkit-backend serve` on a free port, in its own process group, once ready."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = cwd / f"serve-{self.port}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [COMMAND, "serve", "--port", str(self.port), *extra],
+            env=env,
+            cwd=cwd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while True:
-            if proc.poll() is not None:
-                raise RuntimeError((cwd / f"serve-{port}.log").read_text())
+            if self.proc.poll() is not None:
+                self.log.close()
+                raise RuntimeError(self.log_path.read_text())
             try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                    break
+                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
+                self.stop()
                 raise RuntimeError("server did not become ready")
             time.sleep(0.1)
-        yield url
+
+    def signal(self, signum: int) -> None:
+        os.killpg(self.proc.pid, signum)
+
+    def stop(self) -> None:
+        """SIGTERM (a graceful shutdown), then SIGKILL if it takes over 30 s."""
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@contextmanager
+def served(env: dict[str, str], cwd: Path, *extra: str) -> Iterator[str]:
+    """A served URL until the block ends."""
+    server = ServerProcess(env, cwd, *extra)
+    try:
+        yield server.url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server.stop()

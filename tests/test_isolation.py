@@ -127,6 +127,8 @@ async def test_user_b_cannot_reach_user_a_anywhere(
     bob_thread, _ = await bob.create_thread(f"complete task {task_id}")
     chat = [r for r in provider.requests if not is_title_request(r)]
     outputs = [json.loads(r["messages"][-1]["content"]) for r in chat[-3:]]
+    assert [o.get("error") for o in outputs] == ["not_found", "not_found", None]
+    assert outputs[2]["count"] == 0, "Bob's list does not show Alice's task"
     bob_widget = next(i for i in await bob.items(bob_thread) if i["type"] == "widget")
     events = await bob.stream(
         "threads.custom_action", thread_id=bob_thread, item_id=bob_widget["id"], action=action

@@ -5,66 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import is_title_request, scripted_settings
-from .live import ChatKitClient, assistant_text, live_server, parse_sse, user_input
+from .conftest import is_title_request
+from .live import ChatKitClient, assistant_text, parse_sse, start_stream, user_input
 from .scripted_provider import Call, Error, Hang, Malformed, ScriptedProvider, Text, ToolCalls
 
 SLOW = Text(" ".join(f"w{i}" for i in range(200)), chunk_chars=4, delay=0.02)
-
-
-@pytest.fixture
-def limits() -> dict[str, Any]:
-    """Settings a test wants different from the defaults (set before the server starts)."""
-    return {}
-
-
-@pytest.fixture
-def server_url(
-    database_url: str, provider: ScriptedProvider, limits: dict[str, Any]
-) -> Iterator[str]:
-    with live_server(scripted_settings(database_url, provider, **limits)) as url:
-        yield url
-
-
-@pytest.fixture
-async def client(server_url: str) -> AsyncIterator[ChatKitClient]:
-    chat = ChatKitClient(server_url)
-    try:
-        yield chat
-    finally:
-        await chat.aclose()
-
-
-async def start_stream(
-    client: ChatKitClient, body: dict[str, Any]
-) -> tuple[asyncio.Task[str], str]:
-    """Start a streaming request; return the task reading it and the thread id it names."""
-    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    async def read() -> str:
-        text = ""
-        async with client.http.stream("POST", "/chatkit", json=body) as response:
-            assert response.status_code == 200
-            async for chunk in response.aiter_text():
-                text += chunk
-                if not ready.done():
-                    for event in parse_sse(text):
-                        if event["type"] == "thread.item.updated":
-                            thread = re.search(r'"thread_id":"(thr_[0-9a-f]+)"', text)
-                            assert thread
-                            ready.set_result(thread.group(1))
-                            break
-        return text
-
-    task = asyncio.create_task(read())
-    thread_id = await asyncio.wait_for(ready, 10)
-    return task, thread_id
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -156,7 +106,7 @@ async def test_stop_ends_the_run_keeps_the_partial_and_closes_the_provider_strea
     assert assistant_text(await client.send(thread_id, "go on")) == "after the stop"
 
 
-@pytest.mark.parametrize("limits", [{"heartbeat_seconds": 0.2}])
+@pytest.mark.parametrize("server_options", [{"heartbeat_seconds": 0.2}])
 async def test_heartbeats_while_the_provider_is_silent(
     client: ChatKitClient, provider: ScriptedProvider
 ) -> None:
@@ -170,7 +120,7 @@ async def test_heartbeats_while_the_provider_is_silent(
     assert simple.text.count(": ping\n\n") >= 3
 
 
-@pytest.mark.parametrize("limits", [{"rate_limit_messages_per_minute": 2}])
+@pytest.mark.parametrize("server_options", [{"rate_limit_messages_per_minute": 2}])
 async def test_the_message_rate_limit_is_429_with_retry_after(
     client: ChatKitClient, provider: ScriptedProvider
 ) -> None:
@@ -189,7 +139,7 @@ async def test_the_message_rate_limit_is_429_with_retry_after(
         await client.items(thread_id)
 
 
-@pytest.mark.parametrize("limits", [{"max_concurrent_runs_per_user": 1}])
+@pytest.mark.parametrize("server_options", [{"max_concurrent_runs_per_user": 1}])
 async def test_too_many_concurrent_runs_is_429(
     client: ChatKitClient, provider: ScriptedProvider
 ) -> None:
@@ -206,7 +156,7 @@ async def test_too_many_concurrent_runs_is_429(
     await asyncio.wait_for(reader, 10)
 
 
-@pytest.mark.parametrize("limits", [{"daily_token_budget": 50}])
+@pytest.mark.parametrize("server_options", [{"daily_token_budget": 50}])
 async def test_usage_is_recorded_and_the_budget_enforced(
     client: ChatKitClient, provider: ScriptedProvider
 ) -> None:
@@ -259,7 +209,7 @@ async def test_metrics_count_turns_tools_and_tokens(
     }
 
 
-@pytest.mark.parametrize("limits", [{"model_timeout_seconds": 1.0}])
+@pytest.mark.parametrize("server_options", [{"model_timeout_seconds": 1.0}])
 async def test_a_hanging_provider_times_out_with_an_error_event(
     client: ChatKitClient, provider: ScriptedProvider
 ) -> None:

@@ -6,15 +6,11 @@ Real `chatkit-backend serve` processes, one database, the scripted provider.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -23,8 +19,8 @@ import pytest
 
 from .conftest import is_title_request
 from .databases import postgres_database
-from .live import ChatKitClient, assistant_text, free_port, parse_sse, user_input
-from .processes import COMMAND, clean_env
+from .live import ChatKitClient, assistant_text, parse_sse, start_stream, user_input
+from .processes import ServerProcess, clean_env
 from .scripted_provider import ScriptedProvider, Text
 
 SECRET = "scale-test-secret-that-is-long-enough-0123456789"
@@ -54,51 +50,18 @@ def env(pg_url: str, provider: ScriptedProvider) -> dict[str, str]:
     )
 
 
-class Instance:
+class Instance(ServerProcess):
     """One `chatkit-backend serve` process (with its workers)."""
 
     def __init__(self, env: dict[str, str], cwd: Path, workers: int = 1) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = cwd / f"serve-{self.port}.log"
-        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [COMMAND, "serve", "--port", str(self.port), "--workers", str(workers)],
-            env=env,
-            cwd=cwd,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.log_path.read_text())
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become ready")
-            time.sleep(0.1)
+        super().__init__(env, cwd, "--workers", str(workers))
 
     def client(self, user: str) -> ChatKitClient:
         return ChatKitClient(self.url, headers={"Authorization": f"Bearer {token(user)}"})
 
     def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.signal(signal.SIGKILL)
         self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 @contextmanager
@@ -111,27 +74,6 @@ def instances(env: dict[str, str], cwd: Path, *workers: int) -> Iterator[list[In
     finally:
         for instance in started:
             instance.stop()
-
-
-async def start_stream(
-    client: ChatKitClient, body: dict[str, Any]
-) -> tuple[asyncio.Task[str], str]:
-    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    async def read() -> str:
-        text = ""
-        async with client.http.stream("POST", "/chatkit", json=body) as response:
-            assert response.status_code == 200, await response.aread()
-            async for chunk in response.aiter_text():
-                text += chunk
-                if not ready.done() and "thread.item.updated" in text:
-                    found = re.search(r'"thread_id":"(thr_[0-9a-f]+)"', text)
-                    assert found
-                    ready.set_result(found.group(1))
-        return text
-
-    task = asyncio.create_task(read())
-    return task, await asyncio.wait_for(ready, 20)
 
 
 def metric_total(text: str, name: str) -> float:
@@ -265,7 +207,7 @@ async def test_shutdown_lets_an_active_stream_finish(
         reader, thread_id = await start_stream(
             on_a, {"type": "threads.create", "params": {"input": user_input("finish it")}}
         )
-        os.killpg(a.proc.pid, signal.SIGTERM)
+        a.signal(signal.SIGTERM)
         text = await asyncio.wait_for(reader, 20)
         assert assistant_text(parse_sse(text)) == "one two three four five six seven"
         a.proc.wait(timeout=30)

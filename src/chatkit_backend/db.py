@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import BigInteger, Integer, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
@@ -35,6 +35,11 @@ _MIGRATION_LOCK_KEY = 0x63686B74  # "chkt"
 
 class Base(DeclarativeBase):
     """Declarative base for every table of the service."""
+
+
+# An auto-incrementing integer key: SQLite only auto-increments an INTEGER PRIMARY KEY,
+# PostgreSQL wants a BIGINT.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utcnow() -> datetime:

@@ -60,7 +60,7 @@ def check_input(input: UserMessageInput, max_chars: int) -> None:
         raise BadRequest("Attachments are not enabled on this server.", code="not_enabled")
     text = "".join(p.text for p in input.content if isinstance(p, UserMessageTextContent))
     if not text.strip():
-        raise BadRequest("Message is required.", code="empty_message")
+        raise BadRequest("Message is required", code="empty_message")
     if len(text) > max_chars:
         raise BadRequest(
             f"Message is too long ({len(text)} characters; the limit is {max_chars}).",

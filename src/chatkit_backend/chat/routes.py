@@ -28,7 +28,7 @@ from ..runs.admission import Admission
 from ..runs.registry import Lease
 from .preflight import PRODUCING, preflight, thread_id_of
 from .server import ChatServer
-from .simple_sse import chatkit_body, parse_simple, simple_events, validate_message
+from .simple_sse import chatkit_body, parse_simple, simple_events
 from .store import new_id
 from .streaming import SSEResponse, detached_stream
 
@@ -140,7 +140,6 @@ async def simple_chat(
     simple = parse_simple(body)
     if simple is None:
         raise BadRequest("Message is required", code="empty_message")
-    validate_message(simple.message, settings.max_message_chars)
     chatkit = chatkit_body(simple)
     opened = await open_request(
         parse_request(chatkit), chatkit, request, ctx, server, admission, settings

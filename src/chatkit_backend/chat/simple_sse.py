@@ -43,16 +43,6 @@ def parse_simple(body: bytes) -> SimpleChatRequest | None:
     return request
 
 
-def validate_message(message: str, max_chars: int) -> None:
-    if not message.strip():
-        raise BadRequest("Message is required", code="empty_message")
-    if len(message) > max_chars:
-        raise BadRequest(
-            f"Message is too long ({len(message)} characters; the limit is {max_chars}).",
-            code="message_too_long",
-        )
-
-
 def chatkit_body(request: SimpleChatRequest) -> bytes:
     """The ChatKit request a simple one stands for: a new thread, or a message to one."""
     user_input = {

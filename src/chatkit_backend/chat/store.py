@@ -40,6 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
+from ..db import utcnow
 from .tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 
 MAX_PAGE_SIZE = 100
@@ -68,10 +69,6 @@ def utc_naive(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def clamp_limit(limit: int | None, default: int = 20) -> int:

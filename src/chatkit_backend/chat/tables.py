@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy import DateTime, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base
-
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a BIGINT.
-SeqType = BigInteger().with_variant(Integer(), "sqlite")
+from ..db import AutoId, Base
 
 
 class ThreadRow(Base):
     __tablename__ = "threads"
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[str] = mapped_column(String(255))
     title: Mapped[str | None] = mapped_column(Text)
@@ -39,7 +36,7 @@ class ThreadRow(Base):
 class ItemRow(Base):
     __tablename__ = "thread_items"
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True)
     thread_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(255))

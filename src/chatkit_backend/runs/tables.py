@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String
+from sqlalchemy import Boolean, DateTime, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base
-
-SeqType = BigInteger().with_variant(Integer(), "sqlite")
+from ..db import AutoId, Base
 
 
 class ActiveRunRow(Base):
@@ -54,7 +52,7 @@ class UsageRow(Base):
 
     __tablename__ = "usage"
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(String(255))
     thread_id: Mapped[str] = mapped_column(String(64), index=True)
     run_id: Mapped[str] = mapped_column(String(64))

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Index, Integer, String, Text
+from sqlalchemy import Boolean, Date, DateTime, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base
-
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a BIGINT.
-IdType = BigInteger().with_variant(Integer(), "sqlite")
+from ..db import AutoId, Base
 
 
 class TaskRow(Base):
     __tablename__ = "tasks"
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(String(255))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(String(1000), default="")

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..context import RequestContext
+from ..db import utcnow
 from .models import TaskRow
 from .schemas import (
     MAX_SQL_INT,
@@ -90,11 +91,6 @@ _NATURAL_ORDER: dict[SortField, Order] = {
     "priority": "desc",
     "title": "asc",
 }
-
-
-def utcnow() -> datetime:
-    # The stored form, as in chat.store (not imported: tasks must not depend on chat).
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _utc(moment: datetime) -> datetime:
