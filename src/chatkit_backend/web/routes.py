@@ -1,0 +1,104 @@
+"""GET / (the built-in chat page), its static files, and GET /chatkit-js (the official UI).
+
+Both pages are public: they hold no data, and every API call they make is authenticated.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import cache
+from importlib.resources import files
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import HTMLResponse, Response
+
+from ..config import Settings
+from ..deps import get_settings
+from ..errors import NotFound
+
+# The page builds its DOM with textContent only; this policy is the second line of defence:
+# no inline script or style, no foreign origin, no plugin, no framing.
+PAGE_CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "manifest-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+CHATKIT_CDN = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
+# Any placeholder works on localhost; a deployment registers its domain with OpenAI.
+PLACEHOLDER_DOMAIN_KEY = "local-dev"
+
+_MEDIA_TYPES = {
+    "js": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "svg": "image/svg+xml",
+}
+_ASSET_NAME = re.compile(r"^[a-z0-9-]+\.(js|css|svg)$")
+
+router = APIRouter(tags=["web"], include_in_schema=False)
+
+
+@cache
+def _static(name: str) -> bytes | None:
+    resource = files("chatkit_backend.web").joinpath("static", name)
+    return resource.read_bytes() if resource.is_file() else None
+
+
+@router.api_route("/", methods=["GET", "HEAD"])
+async def index() -> HTMLResponse:
+    page = _static("index.html")
+    assert page is not None, "the package ships web/static/index.html"
+    return HTMLResponse(page, headers={**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP})
+
+
+@router.api_route("/web/{name}", methods=["GET", "HEAD"])
+async def asset(name: Annotated[str, Path(max_length=64)]) -> Response:
+    match = _ASSET_NAME.match(name)
+    body = _static(name) if match else None
+    if match is None or body is None:
+        raise NotFound(f"No such file: {name}", code="not_found")
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP}
+    return Response(body, media_type=_MEDIA_TYPES[match.group(1)], headers=headers)
+
+
+_CHATKIT_JS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="chatkit-domain-key" content="{domain_key}">
+<title>ChatKit</title>
+<link rel="icon" href="/web/icon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/web/chatkit-js.css">
+<script src="{cdn}" async></script>
+<script type="module" src="/web/chatkit-js.js"></script>
+</head>
+<body>
+<openai-chatkit id="chatkit"></openai-chatkit>
+</body>
+</html>
+"""
+
+
+@router.api_route("/chatkit-js", methods=["GET", "HEAD"])
+async def chatkit_js(settings: Annotated[Settings, Depends(get_settings)]) -> HTMLResponse:
+    """OpenAI's ChatKit web component against this server (needs internet and a domain key)."""
+    domain_key = settings.chatkit_domain_key or PLACEHOLDER_DOMAIN_KEY
+    page = _CHATKIT_JS_PAGE.format(domain_key=html.escape(domain_key), cdn=CHATKIT_CDN)
+    return HTMLResponse(page, headers=SECURITY_HEADERS)

@@ -1,0 +1,829 @@
+// The chat page: thread list, messages, streaming, widgets, stop, retry, feedback, auth.
+// All text from the model, the user or the server is set with textContent.
+
+import * as api from "./api.js";
+import { icon } from "./icons.js";
+import { renderMarkdown } from "./markdown.js";
+import { renderWidget } from "./widgets.js";
+
+const PAGE_SIZE = 20;
+const ITEMS_PAGE = 50;
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  app: $("app"),
+  threads: $("threads"),
+  threadsEmpty: $("threads-empty"),
+  loadMore: $("load-more"),
+  newThread: $("new-thread"),
+  title: $("thread-title"),
+  threadActions: $("thread-actions"),
+  rename: $("rename"),
+  renameForm: $("rename-form"),
+  renameInput: $("rename-input"),
+  renameCancel: $("rename-cancel"),
+  del: $("delete"),
+  scroller: $("scroller"),
+  messages: $("messages"),
+  empty: $("empty-state"),
+  suggestions: $("suggestions"),
+  notice: $("notice"),
+  noticeText: $("notice-text"),
+  noticeRetry: $("notice-retry"),
+  noticeClose: $("notice-close"),
+  form: $("composer-form"),
+  composer: $("composer"),
+  send: $("send"),
+  stop: $("stop"),
+  tokenPanel: $("token-panel"),
+  tokenForm: $("token-form"),
+  tokenInput: $("token-input"),
+  tokenReason: $("token-reason"),
+  forgetToken: $("forget-token"),
+  openSidebar: $("open-sidebar"),
+  closeSidebar: $("close-sidebar"),
+  scrim: $("scrim"),
+};
+
+const state = {
+  threadId: null,
+  title: null,
+  view: 0, // bumped on every thread switch; a stream only draws into the view it started in
+  after: null,
+  hasMore: false,
+  items: new Map(), // item id -> item, for the thread on screen
+  stream: null, // the request in flight: {controller, threadId, stopped}
+  stickToBottom: true, // follow the stream unless the user scrolled up
+};
+
+// ---------------------------------------------------------------------------------------
+// small helpers
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function parseDate(value) {
+  if (!value) return null;
+  const hasZone = /(Z|[+-]\d\d:?\d\d)$/.test(value);
+  const date = new Date(hasZone ? value : `${value}Z`);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+function shortDate(value) {
+  const date = parseDate(value);
+  if (!date) return "";
+  const now = new Date();
+  if (date.toDateString() === now.toDateString()) {
+    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+  const sameYear = date.getFullYear() === now.getFullYear();
+  return date.toLocaleDateString([], sameYear ? { month: "short", day: "numeric" } : { dateStyle: "medium" });
+}
+
+function nearBottom() {
+  const s = ui.scroller;
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 120;
+}
+
+function scrollToBottom(force) {
+  if (force || state.stickToBottom) ui.scroller.scrollTop = ui.scroller.scrollHeight;
+}
+
+function updateEmptyState() {
+  ui.empty.hidden = ui.messages.childElementCount > 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// notices and errors
+
+function showNotice(message, { retry = null, level = "error" } = {}) {
+  ui.noticeText.textContent = message;
+  ui.notice.dataset.level = level;
+  ui.notice.hidden = false;
+  ui.noticeRetry.hidden = !retry;
+  ui.noticeRetry.onclick = retry
+    ? () => {
+        hideNotice();
+        retry();
+      }
+    : null;
+}
+
+function hideNotice() {
+  ui.notice.hidden = true;
+}
+
+function showError(err, retry = null) {
+  if (err && err.status === 401) {
+    showTokenPanel(err.message);
+    return;
+  }
+  const message = err instanceof api.ApiError ? err.message : `Something went wrong: ${err?.message || err}`;
+  showNotice(message, { retry });
+}
+
+const STREAM_ERRORS = {
+  "stream.error": "The assistant ran into a problem while answering.",
+};
+
+// ---------------------------------------------------------------------------------------
+// auth
+
+function showTokenPanel(reason) {
+  ui.tokenReason.textContent = reason || "This server needs a bearer token.";
+  ui.tokenPanel.hidden = false;
+  ui.app.classList.add("needs-token");
+  ui.tokenInput.value = "";
+  ui.tokenInput.focus();
+}
+
+function hideTokenPanel() {
+  ui.tokenPanel.hidden = true;
+  ui.app.classList.remove("needs-token");
+}
+
+function updateTokenControls() {
+  ui.forgetToken.hidden = !api.getToken();
+}
+
+// ---------------------------------------------------------------------------------------
+// thread list
+
+function threadEntry(thread) {
+  const entry = el("button", "thread-entry");
+  entry.type = "button";
+  entry.dataset.threadId = thread.id;
+  entry.append(el("span", "thread-entry-title", thread.title || "New chat"));
+  entry.append(el("span", "thread-entry-date", shortDate(thread.created_at)));
+  entry.addEventListener("click", () => {
+    closeSidebar();
+    if (thread.id !== state.threadId) openThread(thread.id);
+  });
+  if (thread.id === state.threadId) entry.classList.add("active");
+  return entry;
+}
+
+function findEntry(threadId) {
+  return [...ui.threads.children].find((node) => node.dataset.threadId === threadId) || null;
+}
+
+function upsertThreadEntry(thread, { prepend = false } = {}) {
+  const existing = findEntry(thread.id);
+  if (existing) {
+    existing.querySelector(".thread-entry-title").textContent = thread.title || "New chat";
+    return;
+  }
+  const entry = threadEntry(thread);
+  if (prepend) entry.dataset.fresh = "1";
+  if (prepend) ui.threads.prepend(entry);
+  else ui.threads.append(entry);
+  ui.threadsEmpty.hidden = true;
+}
+
+function markActiveEntry() {
+  for (const node of ui.threads.children) node.classList.toggle("active", node.dataset.threadId === state.threadId);
+}
+
+async function loadThreads({ more = false } = {}) {
+  const params = { limit: PAGE_SIZE, order: "desc" };
+  if (more && state.after) params.after = state.after;
+  let page;
+  try {
+    page = await api.call("threads.list", params);
+  } catch (err) {
+    showError(err, () => loadThreads({ more }));
+    return false;
+  }
+  if (!more) {
+    // Threads this page created while the list loaded stay on top.
+    const fresh = [...ui.threads.children].filter((node) => node.dataset.fresh);
+    ui.threads.replaceChildren();
+    for (const thread of page.data) upsertThreadEntry(thread);
+    for (const node of fresh.reverse()) if (!findEntry(node.dataset.threadId)) ui.threads.prepend(node);
+  } else {
+    for (const thread of page.data) upsertThreadEntry(thread);
+  }
+  state.hasMore = Boolean(page.has_more);
+  state.after = page.after || (page.data.length ? page.data[page.data.length - 1].id : null);
+  ui.loadMore.hidden = !state.hasMore;
+  ui.threadsEmpty.hidden = ui.threads.childElementCount > 0;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// thread view
+
+function setTitle(title) {
+  state.title = title;
+  ui.title.textContent = title || "New chat";
+  document.title = title ? `${title} · Tasks chat` : "Tasks chat";
+  ui.threadActions.hidden = !state.threadId;
+}
+
+function resetView() {
+  state.view += 1;
+  state.items.clear();
+  ui.messages.replaceChildren();
+  hideNotice();
+  cancelRename();
+  updateEmptyState();
+}
+
+function newChat() {
+  resetView();
+  state.threadId = null;
+  history.replaceState(null, "", location.pathname);
+  setTitle(null);
+  markActiveEntry();
+  closeSidebar();
+  ui.composer.focus();
+}
+
+async function openThread(threadId) {
+  resetView();
+  const view = state.view;
+  state.threadId = threadId;
+  history.replaceState(null, "", `#${threadId}`);
+  markActiveEntry();
+  setTitle("…");
+  ui.messages.setAttribute("aria-busy", "true");
+  try {
+    const thread = await api.call("threads.get_by_id", { thread_id: threadId });
+    if (view !== state.view) return;
+    setTitle(thread.title);
+    for (const item of thread.items.data) upsertItem(item);
+    let page = thread.items;
+    while (page.has_more && page.after) {
+      page = await api.call("items.list", { thread_id: threadId, limit: ITEMS_PAGE, order: "asc", after: page.after });
+      if (view !== state.view) return;
+      for (const item of page.data) upsertItem(item);
+    }
+  } catch (err) {
+    if (view !== state.view) return;
+    if (err.status === 404) {
+      newChat();
+      findEntry(threadId)?.remove();
+      showNotice("That conversation no longer exists.");
+      return;
+    }
+    showError(err, () => openThread(threadId));
+  } finally {
+    ui.messages.removeAttribute("aria-busy");
+  }
+  refreshLastMarkers();
+  scrollToBottom(true);
+}
+
+// ---------------------------------------------------------------------------------------
+// items
+
+function itemText(item) {
+  return (item.content || [])
+    .map((part) => (part.type === "input_tag" ? `@${part.text || part.id || ""}` : part.text || ""))
+    .join("");
+}
+
+function userElement(item) {
+  const node = el("div", "msg user");
+  node.dataset.role = "user";
+  if (item.id) node.dataset.itemId = item.id;
+  node.append(el("div", "bubble", itemText(item)));
+  return node;
+}
+
+function feedbackButton(item, kind) {
+  const b = el("button", "msg-action");
+  b.type = "button";
+  b.dataset.feedback = kind;
+  b.setAttribute("aria-pressed", "false");
+  b.setAttribute("aria-label", kind === "positive" ? "Good answer" : "Bad answer");
+  b.title = kind === "positive" ? "Good answer" : "Bad answer";
+  b.append(icon(kind === "positive" ? "thumbs-up" : "thumbs-down", 14));
+  b.addEventListener("click", () => sendFeedback(item.id, kind, b));
+  return b;
+}
+
+function assistantElement(item) {
+  const node = el("div", "msg assistant");
+  node.dataset.role = "assistant";
+  node.dataset.itemId = item.id;
+  const body = el("div", "md");
+  body.append(renderMarkdown(itemText(item)));
+  node.append(body);
+  const actions = el("div", "msg-actions");
+  actions.append(feedbackButton(item, "positive"), feedbackButton(item, "negative"));
+  const retry = el("button", "msg-action retry");
+  retry.append(icon("retry", 14), el("span", null, "Retry"));
+  retry.type = "button";
+  retry.dataset.testid = "retry";
+  retry.title = "Answer again";
+  retry.addEventListener("click", () => retryAfter(node));
+  actions.append(retry);
+  node.append(actions);
+  return node;
+}
+
+function activityElement(item) {
+  const node = el("div", "msg activity");
+  node.dataset.role = "activity";
+  node.dataset.itemId = item.id;
+  const tasks = item.type === "task" ? [item.task] : item.workflow?.tasks || [];
+  for (const task of tasks) {
+    const line = el("div", "activity-task");
+    const loading = task.status_indicator === "loading";
+    line.classList.add(loading ? "loading" : "done");
+    const mark = el("span", "activity-mark");
+    mark.setAttribute("aria-hidden", "true");
+    if (!loading) mark.append(icon("check", 10));
+    line.append(mark, el("span", "activity-title", task.title || task.content || "Working…"));
+    node.append(line);
+  }
+  return node;
+}
+
+function widgetElement(item) {
+  const node = el("div", "msg widget");
+  node.dataset.role = "widget";
+  node.dataset.itemId = item.id;
+  node.append(renderWidget(item.widget, (action, button) => runAction(item.id, action, button)));
+  return node;
+}
+
+function elementFor(item) {
+  switch (item.type) {
+    case "user_message":
+      return userElement(item);
+    case "assistant_message":
+      return assistantElement(item);
+    case "workflow":
+    case "task":
+      return activityElement(item);
+    case "widget":
+      return widgetElement(item);
+    default:
+      return null; // hidden context, end of turn, client tool calls: nothing to show
+  }
+}
+
+function findItemElement(itemId) {
+  return [...ui.messages.children].find((node) => node.dataset.itemId === itemId) || null;
+}
+
+function upsertItem(item) {
+  state.items.set(item.id, item);
+  const node = elementFor(item);
+  const existing = findItemElement(item.id);
+  if (!node) {
+    existing?.remove();
+    return;
+  }
+  if (existing) {
+    for (const cls of ["streaming", "stopped", "last"]) if (existing.classList.contains(cls)) node.classList.add(cls);
+    const pressed = existing.querySelector('[aria-pressed="true"]');
+    if (pressed) node.querySelector(`[data-feedback="${pressed.dataset.feedback}"]`)?.setAttribute("aria-pressed", "true");
+    existing.replaceWith(node);
+  } else {
+    ui.messages.append(node);
+  }
+  updateEmptyState();
+}
+
+function removeItem(itemId) {
+  state.items.delete(itemId);
+  findItemElement(itemId)?.remove();
+  updateEmptyState();
+}
+
+// Streaming text is re-rendered at most once per frame.
+const pendingRenders = new Set();
+function scheduleRender(itemId) {
+  if (pendingRenders.has(itemId)) return;
+  pendingRenders.add(itemId);
+  requestAnimationFrame(() => {
+    pendingRenders.delete(itemId);
+    const item = state.items.get(itemId);
+    if (item) upsertItem(item);
+    scrollToBottom();
+  });
+}
+
+function applyUpdate(itemId, update) {
+  const item = state.items.get(itemId);
+  if (!item) return;
+  switch (update.type) {
+    case "assistant_message.content_part.added":
+    case "assistant_message.content_part.done":
+      item.content = item.content || [];
+      item.content[update.content_index] = update.content;
+      break;
+    case "assistant_message.content_part.text_delta": {
+      item.content = item.content || [];
+      const part = item.content[update.content_index] || { type: "output_text", text: "", annotations: [] };
+      part.text = (part.text || "") + update.delta;
+      item.content[update.content_index] = part;
+      break;
+    }
+    case "workflow.task.added":
+      item.workflow.tasks.push(update.task);
+      break;
+    case "workflow.task.updated":
+      item.workflow.tasks[update.task_index] = update.task;
+      break;
+    case "widget.root.updated":
+      item.widget = update.widget;
+      break;
+    default:
+      return; // annotations, streaming widget text: the final item carries them
+  }
+  scheduleRender(itemId);
+}
+
+function refreshLastMarkers() {
+  const assistants = ui.messages.querySelectorAll('[data-role="assistant"]');
+  assistants.forEach((node, index) => node.classList.toggle("last", index === assistants.length - 1));
+}
+
+// ---------------------------------------------------------------------------------------
+// streaming
+
+function setStreaming(on) {
+  ui.stop.hidden = !on;
+  ui.send.hidden = on;
+  ui.app.classList.toggle("is-streaming", on);
+  updateSendEnabled();
+}
+
+function updateSendEnabled() {
+  ui.send.disabled = Boolean(state.stream) || !ui.composer.value.trim();
+}
+
+function handleEvent(event, ctx) {
+  const visible = ctx.view === state.view;
+  switch (event.type) {
+    case "thread.created":
+      ctx.threadId = event.thread.id;
+      if (state.stream) state.stream.threadId = ctx.threadId;
+      upsertThreadEntry(event.thread, { prepend: true });
+      if (visible) {
+        state.threadId = ctx.threadId;
+        history.replaceState(null, "", `#${ctx.threadId}`);
+        setTitle(event.thread.title);
+        markActiveEntry();
+      }
+      return;
+    case "thread.updated":
+      upsertThreadEntry(event.thread, { prepend: true });
+      if (visible && event.thread.id === state.threadId) setTitle(event.thread.title);
+      return;
+    default:
+      break;
+  }
+  if (!visible) return;
+  switch (event.type) {
+    case "thread.item.added":
+    case "thread.item.done":
+    case "thread.item.replaced": {
+      const item = event.item;
+      if (item.type === "user_message" && ctx.pending) {
+        ctx.pending.remove();
+        ctx.pending = null;
+      }
+      if (item.type === "assistant_message") ctx.assistantId = item.id;
+      upsertItem(item);
+      const node = findItemElement(item.id);
+      if (node && item.type === "assistant_message") node.classList.toggle("streaming", event.type === "thread.item.added");
+      clearProgress();
+      break;
+    }
+    case "thread.item.updated":
+      applyUpdate(event.item_id, event.update);
+      return;
+    case "thread.item.removed":
+      removeItem(event.item_id);
+      break;
+    case "error":
+      showNotice(event.message || STREAM_ERRORS[event.code] || "The assistant could not answer.", {
+        retry: event.allow_retry ? () => retryLast() : null,
+      });
+      break;
+    case "notice":
+      showNotice(event.title ? `${event.title}: ${event.message}` : event.message, {
+        level: event.level === "danger" ? "error" : "info",
+      });
+      break;
+    case "progress_update":
+      showProgress(event.text);
+      break;
+    default:
+      return; // stream_options, client_effect: nothing to draw
+  }
+  refreshLastMarkers();
+  scrollToBottom();
+}
+
+let progressNode = null;
+function showProgress(text) {
+  if (!progressNode) progressNode = el("div", "progress");
+  progressNode.textContent = text || "Working…";
+  ui.messages.after(progressNode);
+}
+function clearProgress() {
+  progressNode?.remove();
+}
+
+/** Runs one streaming request; resolves when it is over, whatever happened. */
+async function runStream(type, params, { pending = null, restoreText = null } = {}) {
+  const ctx = { view: state.view, threadId: state.threadId, pending, assistantId: null };
+  const controller = new AbortController();
+  state.stream = { controller, threadId: state.threadId, stopped: false };
+  const stream = state.stream;
+  state.stickToBottom = true;
+  setStreaming(true);
+  hideNotice();
+  try {
+    await api.stream(type, params, (event) => handleEvent(event, ctx), controller.signal);
+  } catch (err) {
+    if (err.name !== "AbortError" && ctx.view === state.view) {
+      if (ctx.pending) {
+        // Refused before it started (401, 409, 429, ...): give the text back to the composer.
+        ctx.pending.remove();
+        ctx.pending = null;
+        if (restoreText && !ui.composer.value) {
+          ui.composer.value = restoreText;
+          autosize();
+        }
+        showError(err);
+      } else {
+        showError(err, () => retryLast());
+      }
+    }
+  } finally {
+    state.stream = null;
+    setStreaming(false);
+    clearProgress();
+    if (ctx.view === state.view) {
+      for (const node of ui.messages.querySelectorAll(".msg.streaming")) {
+        node.classList.remove("streaming");
+        if (stream.stopped) node.classList.add("stopped");
+      }
+      if (stream.stopped && !ctx.assistantId && ctx.pending) ctx.pending.classList.add("stopped");
+      updateEmptyState();
+      refreshLastMarkers();
+    }
+    if (stream.stopped && !ctx.threadId) loadThreads(); // stopped before the thread was announced
+  }
+}
+
+async function sendMessage(text) {
+  if (state.stream || !text.trim()) return;
+  ui.composer.value = "";
+  autosize();
+  updateSendEnabled();
+  const pending = userElement({ content: [{ type: "input_text", text }] });
+  pending.classList.add("pending");
+  ui.messages.append(pending);
+  updateEmptyState();
+  scrollToBottom(true);
+  const input = api.userInput(text);
+  if (state.threadId) {
+    await runStream("threads.add_user_message", { thread_id: state.threadId, input }, { pending, restoreText: text });
+  } else {
+    await runStream("threads.create", { input }, { pending, restoreText: text });
+  }
+}
+
+async function stop() {
+  const stream = state.stream;
+  if (!stream) return;
+  stream.stopped = true;
+  stream.controller.abort();
+  if (stream.threadId) {
+    try {
+      await api.stopRun(stream.threadId); // ends the run wherever it runs
+    } catch {
+      // The aborted request already stopped this server's run; nothing more to say.
+    }
+  }
+}
+
+function retryAfter(assistantNode) {
+  let node = assistantNode.previousElementSibling;
+  while (node && node.dataset.role !== "user") node = node.previousElementSibling;
+  if (!node || !node.dataset.itemId || state.stream || !state.threadId) return;
+  let next = node.nextElementSibling;
+  while (next) {
+    const after = next.nextElementSibling;
+    if (next.dataset.itemId) state.items.delete(next.dataset.itemId);
+    next.remove();
+    next = after;
+  }
+  runStream("threads.retry_after_item", { thread_id: state.threadId, item_id: node.dataset.itemId });
+}
+
+function retryLast() {
+  const users = ui.messages.querySelectorAll('[data-role="user"][data-item-id]');
+  const last = users[users.length - 1];
+  if (!last) return;
+  // Retrying from a stand-in node placed right after the last user message.
+  const marker = el("div");
+  last.after(marker);
+  retryAfter(marker);
+}
+
+async function runAction(itemId, action, button) {
+  if (action.handler === "client" || !state.threadId) return;
+  if (state.stream) {
+    showNotice("Wait for the answer to finish, or stop it first.", { level: "info" });
+    return;
+  }
+  const widget = findItemElement(itemId);
+  widget?.classList.add("busy");
+  for (const b of widget?.querySelectorAll("button") || []) b.disabled = true;
+  button.classList.add("pressed");
+  await runStream("threads.custom_action", {
+    thread_id: state.threadId,
+    item_id: itemId,
+    action: { type: action.type, payload: action.payload ?? {} },
+  });
+  // A replaced widget is a fresh element; the old one is re-enabled if nothing replaced it.
+  const current = findItemElement(itemId);
+  if (current === widget && widget) {
+    widget.classList.remove("busy");
+    for (const b of widget.querySelectorAll("button[data-action]")) b.disabled = false;
+  }
+}
+
+async function sendFeedback(itemId, kind, button) {
+  if (!state.threadId) return;
+  try {
+    await api.call("items.feedback", { thread_id: state.threadId, item_ids: [itemId], kind });
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  const group = button.parentElement;
+  for (const b of group.querySelectorAll("[data-feedback]")) b.setAttribute("aria-pressed", String(b === button));
+}
+
+// ---------------------------------------------------------------------------------------
+// rename and delete
+
+function startRename() {
+  if (!state.threadId) return;
+  ui.renameInput.value = state.title || "";
+  ui.title.hidden = true;
+  ui.threadActions.hidden = true;
+  ui.renameForm.hidden = false;
+  ui.renameInput.focus();
+  ui.renameInput.select();
+}
+
+function cancelRename() {
+  ui.renameForm.hidden = true;
+  ui.title.hidden = false;
+  ui.threadActions.hidden = !state.threadId;
+}
+
+async function saveRename(event) {
+  event.preventDefault();
+  const title = ui.renameInput.value.trim();
+  const threadId = state.threadId;
+  if (!title || !threadId) return cancelRename();
+  try {
+    const thread = await api.call("threads.update", { thread_id: threadId, title });
+    upsertThreadEntry(thread);
+    if (state.threadId === threadId) setTitle(thread.title);
+  } catch (err) {
+    showError(err);
+  }
+  cancelRename();
+}
+
+let deleteTimer = null;
+async function deleteThread() {
+  const threadId = state.threadId;
+  if (!threadId) return;
+  if (!ui.del.classList.contains("confirm")) {
+    // Two clicks: the first one asks.
+    ui.del.classList.add("confirm");
+    ui.del.textContent = "Delete?";
+    clearTimeout(deleteTimer);
+    deleteTimer = setTimeout(resetDelete, 4000);
+    return;
+  }
+  resetDelete();
+  try {
+    await api.call("threads.delete", { thread_id: threadId });
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  findEntry(threadId)?.remove();
+  ui.threadsEmpty.hidden = ui.threads.childElementCount > 0;
+  if (state.threadId === threadId) newChat();
+}
+
+function resetDelete() {
+  clearTimeout(deleteTimer);
+  ui.del.classList.remove("confirm");
+  ui.del.textContent = "Delete";
+}
+
+// ---------------------------------------------------------------------------------------
+// layout and wiring
+
+function openSidebar() {
+  ui.app.classList.add("sidebar-open");
+  ui.scrim.hidden = false;
+}
+
+function closeSidebar() {
+  ui.app.classList.remove("sidebar-open");
+  ui.scrim.hidden = true;
+}
+
+function autosize() {
+  ui.composer.style.height = "auto";
+  ui.composer.style.height = `${Math.min(ui.composer.scrollHeight, 220)}px`;
+}
+
+// The thread named in the address when the page opened; opened once the list loads.
+let threadToOpen = (() => {
+  const id = decodeURIComponent(location.hash.slice(1));
+  return /^[\w-]{1,128}$/.test(id) ? id : null;
+})();
+
+async function start() {
+  const ok = await loadThreads();
+  if (!ok) return;
+  hideTokenPanel();
+  const id = threadToOpen;
+  threadToOpen = null;
+  // Not when the user has already moved on (a message sent while the list loaded).
+  if (id && !state.threadId && !state.stream) await openThread(id);
+}
+
+function wire() {
+  ui.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendMessage(ui.composer.value);
+  });
+  ui.composer.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      sendMessage(ui.composer.value);
+    }
+  });
+  ui.composer.addEventListener("input", () => {
+    autosize();
+    updateSendEnabled();
+  });
+  ui.stop.addEventListener("click", stop);
+  ui.newThread.addEventListener("click", newChat);
+  ui.loadMore.addEventListener("click", () => loadThreads({ more: true }));
+  ui.rename.addEventListener("click", startRename);
+  ui.renameForm.addEventListener("submit", saveRename);
+  ui.renameCancel.addEventListener("click", cancelRename);
+  ui.renameInput.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") cancelRename();
+  });
+  ui.del.addEventListener("click", deleteThread);
+  ui.noticeClose.addEventListener("click", hideNotice);
+  ui.openSidebar.addEventListener("click", openSidebar);
+  ui.closeSidebar.addEventListener("click", closeSidebar);
+  ui.scrim.addEventListener("click", closeSidebar);
+  ui.scroller.addEventListener("scroll", () => {
+    state.stickToBottom = nearBottom();
+  });
+  for (const b of ui.suggestions.querySelectorAll("button")) {
+    b.addEventListener("click", () => sendMessage(b.textContent));
+  }
+  ui.tokenForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = ui.tokenInput.value.trim().replace(/^Bearer\s+/i, "");
+    if (!token) return;
+    api.setToken(token);
+    updateTokenControls();
+    hideTokenPanel();
+    start();
+  });
+  ui.forgetToken.addEventListener("click", () => {
+    api.setToken("");
+    updateTokenControls();
+    resetView();
+    state.threadId = null;
+    setTitle(null);
+    ui.threads.replaceChildren();
+    start();
+  });
+}
+
+wire();
+updateTokenControls();
+setTitle(null);
+updateEmptyState();
+start();
