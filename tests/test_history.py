@@ -16,7 +16,7 @@ from chatkit.types import (
     UserMessageTextContent,
 )
 
-from chatkit_backend.chat.history import HistoryConverter, to_model_input
+from chatkit_backend.chat.history import HistoryConverter
 
 THREAD = "thr_1"
 
@@ -50,7 +50,7 @@ def conversation() -> list[ThreadItem]:
 
 
 async def convert(items: list[ThreadItem]) -> list[dict[str, object]]:
-    return await to_model_input(HistoryConverter(), items)  # type: ignore[return-value]
+    return await HistoryConverter().to_agent_input(items)  # type: ignore[return-value]
 
 
 async def test_user_and_assistant_messages_are_plain_strings() -> None:
@@ -109,7 +109,7 @@ async def test_chat_completions_converter_accepts_the_history() -> None:
         hidden,
         user("msg_3", "And this", quoted_text="eggs"),
     ]
-    model_input = await to_model_input(HistoryConverter(), items)
+    model_input = await HistoryConverter().to_agent_input(items)
 
     messages = Converter.items_to_messages(model_input)
 

@@ -9,7 +9,6 @@ user content is a list of parts. Everything textual is sent as a plain string.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 from agents import TResponseInputItem
 from chatkit.agents import ThreadItemConverter
@@ -18,7 +17,6 @@ from chatkit.types import (
     HiddenContextItem,
     SDKHiddenContextItem,
     TaskItem,
-    ThreadItem,
     UserMessageItem,
     UserMessageTagContent,
     WidgetItem,
@@ -104,10 +102,3 @@ class HistoryConverter(ThreadItemConverter):
             f"A widget (id {item.id}) was shown to the user: "
             + (item.copy_text or item.widget.model_dump_json(exclude_unset=True, exclude_none=True))
         )
-
-
-async def to_model_input(
-    converter: ThreadItemConverter, items: Sequence[ThreadItem]
-) -> list[TResponseInputItem]:
-    """Convert oldest-first `items` into the model's input list."""
-    return await converter.to_agent_input(list(items))

@@ -48,9 +48,6 @@ class RunTasks:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def __len__(self) -> int:
-        return len(self._tasks)
-
     async def drain(self, grace_seconds: float) -> None:
         """Let runs finish for `grace_seconds`, then cancel the rest (partials are kept)."""
         if not self._tasks:

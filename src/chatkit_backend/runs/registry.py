@@ -142,16 +142,6 @@ class RunRegistry:
             )
         return bool(result.rowcount)
 
-    async def active_thread_ids(self, ctx: RequestContext) -> list[str]:
-        async with self.engine.connect() as conn:
-            rows = await conn.scalars(
-                select(ActiveRunRow.thread_id).where(
-                    ActiveRunRow.user_id == ctx.user_id,
-                    ActiveRunRow.heartbeat_at >= utcnow() - self.stale_after,
-                )
-            )
-            return list(rows)
-
     async def _watch(self) -> None:
         """While this process has runs: cancel those asked to stop, keep the rest alive."""
         last_beat = asyncio.get_running_loop().time()
