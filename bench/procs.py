@@ -102,6 +102,7 @@ class Server:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     startup_seconds: float = 0.0
+    began: float = 0.0  # perf_counter at Popen
     stop_signal: int = signal.SIGTERM
 
     @property
@@ -113,7 +114,7 @@ class Server:
         """Start and wait for GET /health; returns the start-up time in seconds."""
         command = [arg.replace("{port}", str(self.port)) for arg in self.command]
         log = open(self.log_path, "ab")  # noqa: SIM115, ASYNC230 - the child writes it
-        began = time.perf_counter()
+        began = self.began = time.perf_counter()
         self.proc = subprocess.Popen(
             command, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
         )

@@ -298,18 +298,23 @@ class Bench:
 
     async def startup(self, databases: dict[str, str]) -> None:
         for key in self.keys():
-            times, rss = [], []
+            times, firsts, rss = [], [], []
             for _ in range(self.sizes.startup_reps):
                 srv = self.server(key, databases.get(key), tag="-startup")
                 times.append(await srv.start())
+                # Our server loads the model libraries after /health answers: the first
+                # reply shows what that costs a user who comes at once.
+                await self.warm(srv, 1)
+                firsts.append(time.perf_counter() - srv.began)
                 await asyncio.sleep(1.0)
                 rss.append(srv.memory_mb()[0])
                 srv.stop()
             self.put("startup", "ready", key, statistics.median(times))
+            self.put("startup", "first_reply", key, statistics.median(firsts))
             self.put("startup", "idle_rss_mb", key, statistics.median(rss))
             self.log(
-                f"start-up {LABELS[key]}: {statistics.median(times):.2f}s, "
-                f"{statistics.median(rss):.0f} MB"
+                f"start-up {LABELS[key]}: {statistics.median(times):.2f}s, first reply "
+                f"{statistics.median(firsts):.2f}s, {statistics.median(rss):.0f} MB"
             )
 
     async def streams_and_stop(self, databases: dict[str, str]) -> None:
@@ -708,8 +713,19 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
                 f"<2 s: {'yes' if ok else 'NO'}",
             ]
         )
+        first = {k: get("startup", "first_reply", k) for k in LABELS}
         rows.append(
-            ["start-up", "idle RSS MB"]
+            ["start-up", "first reply done s (from start)"]
+            + [_f(first[k], 2) for k in LABELS]
+            + [
+                _ratio(first[A], first[C]),
+                _ratio(first[B], first[C]),
+                _ratio(first[A], first[D]),
+                "",
+            ]
+        )
+        rows.append(
+            ["start-up", "idle RSS MB (after one reply)"]
             + [_f(rss[k], 0) for k in LABELS]
             + [_ratio(rss[A], rss[C]), _ratio(rss[B], rss[C]), _ratio(rss[A], rss[D]), ""]
         )

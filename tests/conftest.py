@@ -59,15 +59,28 @@ def is_title_request(body: dict[str, Any]) -> bool:
     return bool(messages) and messages[0].get("content") == TITLE_PROMPT
 
 
-def scripted_settings(database_url: str, provider: ScriptedProvider, **extra: Any) -> Settings:
-    """Settings for a server answering through LiteLLM with the scripted provider."""
+# The two ways a server reaches an OpenAI-compatible provider (agent/models.py).
+DIRECT = "openai/scripted"  # the OpenAI client, through the Agents SDK's Chat Completions model
+VIA_LITELLM = "litellm/openai/scripted"  # LiteLLM, as for Gemini, Anthropic and the rest
+
+
+def scripted_settings(
+    database_url: str, provider: ScriptedProvider, *, model: str = DIRECT, **extra: Any
+) -> Settings:
+    """Settings for a server answering with the scripted provider."""
     return load_settings(
         database_url=database_url,
-        model="openai/scripted",
+        model=model,
         model_api_base=provider.base_url,
         model_api_key="test-key",
         **extra,
     )
+
+
+@pytest.fixture
+def model_name() -> str:
+    """MODEL of the live server; parametrize it to run a module on both routes."""
+    return DIRECT
 
 
 @pytest.fixture
@@ -78,10 +91,11 @@ def server_options() -> dict[str, Any]:
 
 @pytest.fixture
 def server_url(
-    database_url: str, provider: ScriptedProvider, server_options: dict[str, Any]
+    database_url: str, provider: ScriptedProvider, model_name: str, server_options: dict[str, Any]
 ) -> Iterator[str]:
-    """A live server on 127.0.0.1 whose model is the scripted provider via LiteLLM."""
-    with live_server(scripted_settings(database_url, provider, **server_options)) as url:
+    """A live server on 127.0.0.1 whose model is the scripted provider."""
+    settings = scripted_settings(database_url, provider, model=model_name, **server_options)
+    with live_server(settings) as url:
         yield url
 
 

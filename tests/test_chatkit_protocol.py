@@ -1,13 +1,21 @@
-"""The ChatKit protocol end to end over HTTP, answered by LiteLLM + the scripted provider."""
+"""The ChatKit protocol end to end over HTTP, answered by the scripted provider on both
+routes to a model: the OpenAI client and LiteLLM."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
-from .conftest import is_title_request
+import pytest
+
+from .conftest import DIRECT, VIA_LITELLM, is_title_request
 from .live import ChatKitClient, assistant_text, user_input
 from .scripted_provider import Error, ScriptedProvider, Text
+
+
+@pytest.fixture(params=[DIRECT, VIA_LITELLM])
+def model_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 async def test_create_thread_streams_the_reply_and_stores_it(
@@ -169,7 +177,7 @@ async def test_items_page_completely_in_both_orders(
 async def test_a_provider_error_becomes_an_error_event_and_keeps_the_message(
     client: ChatKitClient, provider: ScriptedProvider
 ) -> None:
-    # The OpenAI client under LiteLLM retries twice: three failures exhaust it.
+    # The OpenAI client (alone or under LiteLLM) retries twice: three failures exhaust it.
     provider.enqueue(*[Error(500, "upstream exploded")] * 3)
     thread_id, events = await client.create_thread("will this work?")
     errors = [e for e in events if e["type"] == "error"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chatkit_backend.agent.models import ModelChoice, build_model, choose_model
+from chatkit_backend.agent.models import ModelChoice, ModelClient, choose_model
 from chatkit_backend.agent.offline import OfflineModel, Plan
 from chatkit_backend.config import Settings, load_settings
 
@@ -126,24 +126,61 @@ def test_blank_model_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_build_model_offline_is_an_offline_model() -> None:
-    model = build_model(choose(), lambda conversation: Plan(text="hi"))
+    model = ModelClient(choose()).agent_model(lambda conversation: Plan(text="hi"))
     assert isinstance(model, OfflineModel)
+
+
+@pytest.mark.parametrize(
+    ("model", "route", "model_id"),
+    [
+        ("openai/gpt-4o-mini", "openai", "gpt-4o-mini"),
+        ("openai/qwen2.5", "openai", "qwen2.5"),
+        ("litellm/openai/qwen2.5", "litellm", "openai/qwen2.5"),
+        ("gemini/gemini-2.5-flash", "litellm", "gemini/gemini-2.5-flash"),
+        ("anthropic/claude-sonnet-4-5", "litellm", "anthropic/claude-sonnet-4-5"),
+        ("ollama_chat/llama3.1", "litellm", "ollama_chat/llama3.1"),
+        ("offline", "offline", "offline"),
+    ],
+)
+def test_model_route(model: str, route: str, model_id: str) -> None:
+    choice = choose(model=model)
+    assert (choice.route, choice.model_id) == (route, model_id)
+
+
+def test_litellm_prefix_still_finds_the_providers_key() -> None:
+    assert choose(model="litellm/openai/gpt-4.1", **ALL_KEYS).api_key == "o-key"
+
+
+def test_agent_model_by_route() -> None:
+    from agents import OpenAIChatCompletionsModel
+    from agents.extensions.models.litellm_model import LitellmModel
+
+    planner = lambda conversation: Plan(text="hi")  # noqa: E731
+    direct = ModelClient(choose(model="openai/qwen2.5", model_api_base="http://127.0.0.1:9/v1"))
+    assert isinstance(direct.agent_model(planner), OpenAIChatCompletionsModel)
+    via = ModelClient(
+        choose(model="litellm/openai/qwen2.5", model_api_base="http://127.0.0.1:9/v1")
+    )
+    assert isinstance(via.agent_model(planner), LitellmModel)
 
 
 IMPORT_APP = """
 import sys
 import chatkit_backend.app
-from chatkit_backend.agent.models import build_model, choose_model
+
+heavy = ["litellm", "agents", "openai", "alembic"]
+print(*[name in sys.modules for name in heavy])
+from chatkit_backend.agent.models import ModelClient, choose_model
 from chatkit_backend.agent.offline import Plan
 from chatkit_backend.config import load_settings
 
-print("litellm" in sys.modules)
-build_model(choose_model(load_settings(model="offline")), lambda c: Plan(text="hi"))
+ModelClient(choose_model(load_settings(model="offline"))).agent_model(lambda c: Plan(text="hi"))
 print("litellm" in sys.modules)
 """
 
 
-def test_importing_the_app_does_not_import_litellm(tmp_path: Path) -> None:
+def test_importing_the_app_imports_no_model_library(tmp_path: Path) -> None:
+    """They load after start-up (chat/runtime.py), so the server is up in about a second."""
     env = {k: v for k, v in os.environ.items() if k not in SETTING_VARS}
     result = subprocess.run(
         [sys.executable, "-c", IMPORT_APP],
@@ -154,4 +191,4 @@ def test_importing_the_app_does_not_import_litellm(tmp_path: Path) -> None:
         timeout=120,
         check=True,
     )
-    assert result.stdout.split() == ["False", "False"]
+    assert result.stdout.split() == ["False"] * 5

@@ -1,4 +1,5 @@
-"""The todo assistant through the real LiteLLM path: tools, activity, replay, widgets."""
+"""The todo assistant on both routes to a model (the OpenAI client and LiteLLM): tools,
+activity, replay, widgets."""
 
 from __future__ import annotations
 
@@ -15,9 +16,14 @@ from chatkit_backend.db import create_engine
 from chatkit_backend.tasks.schemas import TaskCreate
 from chatkit_backend.tasks.service import TaskService
 
-from .conftest import is_title_request
+from .conftest import DIRECT, VIA_LITELLM, is_title_request
 from .live import ChatKitClient, assistant_text
 from .scripted_provider import Call, ScriptedProvider, Text, ToolCalls
+
+
+@pytest.fixture(params=[DIRECT, VIA_LITELLM])
+def model_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""create_app(): settings, database, model, ChatKit server, routes and middleware."""
+"""create_app(): settings, database, model, ChatKit server, routes and middleware.
+
+Nothing here imports the Agents SDK, the OpenAI client or LiteLLM: they load after
+start-up (chat/runtime.py), so the server is up in about a second.
+"""
 
 from __future__ import annotations
 
@@ -13,30 +17,26 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import db
-from .agent.models import build_model, choose_model
-from .agent.planner import todo_planner
-from .agent.todo import TodoKit
+from .agent.models import choose_model
 from .auth import authenticator
 from .chat.conversations import router as conversations_router
 from .chat.debug import router as debug_router
 from .chat.routes import router as chatkit_router
-from .chat.server import ChatServer
+from .chat.runtime import ChatRuntime
 from .chat.store import SQLStore
 from .chat.streaming import RunTasks
 from .config import Settings, load_settings
-from .deps import get_engine
+from .deps import get_chat_runtime, get_engine
 from .errors import install_error_handlers, problem
 from .logs import configure_logging
 from .loop_errors import quiet_sdk_leftovers
 from .metrics import router as metrics_router
 from .middleware import RequestIdMiddleware
-from .runs.accounting import RunAccounting
 from .runs.admission import Admission
 from .runs.limits import Limits
 from .runs.registry import RunRegistry
 from .runs.usage import router as usage_router
 from .tasks.routes import router as tasks_router
-from .tasks.service import TaskService
 from .telemetry import setup_tracing
 from .web.routes import router as web_router
 
@@ -51,30 +51,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from agents import set_tracing_disabled
-
-        set_tracing_disabled(not settings.agents_tracing)
         quiet_sdk_leftovers(asyncio.get_running_loop())
         engine = db.create_engine(settings.async_database_url)
         await db.migrate(engine)
         store = SQLStore(engine)
         choice = choose_model(settings)
         log.info("model: %s (%s)", choice.name, choice.reason)
-        model = build_model(choice, todo_planner)
         app.state.settings = settings
         app.state.engine = engine
         app.state.store = store
         app.state.model_choice = choice
         app.state.run_tasks = RunTasks()
-        kit = TodoKit(model, TaskService(engine), store)
-        app.state.chat_server = ChatServer(
-            store,
-            choice,
-            kit,
-            RunAccounting(engine),
-            history_items=settings.history_items,
-            model_timeout=settings.model_timeout_seconds,
-        )
+        chat = ChatRuntime(settings, choice, engine, store)
+        chat.start()
+        app.state.chat = chat
         registry = RunRegistry(
             engine,
             max_runs_per_user=settings.max_concurrent_runs_per_user,
@@ -94,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.run_tasks.drain(SHUTDOWN_GRACE_SECONDS)
             await registry.close()
+            await chat.aclose()
             await engine.dispose()
             if tracer_provider is not None:
                 tracer_provider.shutdown()  # flushes the spans still queued
@@ -120,13 +111,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/health/ready", tags=["health"], response_model=None)
-    async def ready(engine: Annotated[AsyncEngine, Depends(get_engine)]) -> object:
+    async def ready(
+        engine: Annotated[AsyncEngine, Depends(get_engine)],
+        chat: Annotated[ChatRuntime, Depends(get_chat_runtime)],
+    ) -> object:
         try:
             await db.ping(engine)
         except Exception as exc:
             log.warning("readiness check failed: %s", type(exc).__name__)
             return problem(503, "Service Unavailable", "The database is not reachable.")
-        return {"status": "ready", "database": "ok"}
+        if not chat.ready:
+            return problem(503, "Service Unavailable", "The chat model is still loading.")
+        return {"status": "ready", "database": "ok", "model": "ok"}
 
     app.include_router(chatkit_router)
     app.include_router(conversations_router)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .config import Settings
 
 if TYPE_CHECKING:
-    from .chat.server import ChatServer
+    from .chat.runtime import ChatRuntime
     from .chat.store import SQLStore
     from .runs.admission import Admission
     from .runs.registry import RunRegistry
@@ -31,9 +31,9 @@ def get_store(request: Request) -> SQLStore:
     return store
 
 
-def get_chat_server(request: Request) -> ChatServer:
-    server: ChatServer = request.app.state.chat_server
-    return server
+def get_chat_runtime(request: Request) -> ChatRuntime:
+    runtime: ChatRuntime = request.app.state.chat
+    return runtime
 
 
 def get_admission(request: Request) -> Admission:

@@ -63,6 +63,7 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    # LiteLLM logs request details (URLs, sometimes headers) at INFO: keep it quiet.
-    for noisy in ("LiteLLM", "litellm", "httpx", "openai.agents"):
+    # LiteLLM and the HTTP clients log every provider request (URLs, sometimes headers)
+    # at INFO: a line per turn that says nothing the turn metrics do not.
+    for noisy in ("LiteLLM", "litellm", "httpx", "httpx2", "httpcore", "openai", "openai.agents"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

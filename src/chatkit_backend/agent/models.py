@@ -1,16 +1,38 @@
-"""MODEL -> the Agents SDK model that answers: a LiteLLM model or the offline one."""
+"""MODEL -> how the agent reaches its model: the OpenAI client, LiteLLM, or offline.
+
+`openai/<name>` (OpenAI itself, or any OpenAI-compatible server such as Ollama or vLLM
+with MODEL_API_BASE) goes through the Agents SDK's own Chat Completions model on one
+shared `AsyncOpenAI` client. Every other id (`gemini/...`, `anthropic/...`,
+`ollama_chat/...`), and any id written as `litellm/<id>`, goes through LiteLLM.
+LiteLLM wraps every streamed chunk in its own objects and bookkeeping: for the
+providers that already speak the OpenAI protocol that costs more CPU per reply than
+the rest of the server together (docs/benchmarks.md), and it buys nothing there.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
-from agents import Model
+from typing import TYPE_CHECKING, Literal
 
 from ..config import Settings
-from .offline import OfflineModel, Planner
+
+if TYPE_CHECKING:
+    from agents import Model
+    from openai import AsyncOpenAI
+
+    from .offline import Planner
 
 OFFLINE = "offline"
+OPENAI_PREFIX = "openai/"
+LITELLM_PREFIX = "litellm/"
+# Retries of a request the provider refused (429, 5xx, connection errors) before any
+# of its stream arrived: the OpenAI client's own backoff, as LiteLLM uses it too.
+PROVIDER_RETRIES = 2
+# The OpenAI client insists on a key; local servers (Ollama, vLLM) ignore it.
+NO_KEY = "not-set"
+
+Route = Literal["offline", "openai", "litellm"]
 
 
 @dataclass(frozen=True)
@@ -26,11 +48,24 @@ class ModelChoice:
     def is_offline(self) -> bool:
         return self.name == OFFLINE
 
+    @property
+    def route(self) -> Route:
+        if self.is_offline:
+            return "offline"
+        return "openai" if self.name.startswith(OPENAI_PREFIX) else "litellm"
+
+    @property
+    def model_id(self) -> str:
+        """The id the provider (OpenAI client) or LiteLLM is given."""
+        if self.route == "openai":
+            return self.name.removeprefix(OPENAI_PREFIX)
+        return self.name.removeprefix(LITELLM_PREFIX)
+
 
 def _provider_key(settings: Settings, model: str) -> str | None:
     if settings.model_api_key:
         return settings.model_api_key
-    provider = model.split("/", 1)[0]
+    provider = model.removeprefix(LITELLM_PREFIX).split("/", 1)[0]
     return {
         "gemini": settings.gemini_api_key,
         "openai": settings.openai_api_key,
@@ -65,11 +100,80 @@ def prepare_litellm() -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
-def build_model(choice: ModelChoice, planner: Planner) -> Model:
-    """Instantiate the chosen model. LiteLLM (about 3 s to import) is imported only here."""
-    if choice.is_offline:
-        return OfflineModel(planner)
-    prepare_litellm()
-    from agents.extensions.models.litellm_model import LitellmModel
+class ModelClient:
+    """The connection to the chosen model, shared by the agent and title requests.
 
-    return LitellmModel(model=choice.name, base_url=choice.api_base, api_key=choice.api_key)
+    Built once per process: the OpenAI client keeps its HTTP connections open between
+    turns. LiteLLM (about 3 s to import) is imported only when the route needs it.
+    """
+
+    def __init__(self, choice: ModelChoice) -> None:
+        self.choice = choice
+        self._openai: AsyncOpenAI | None = None
+        if choice.route == "openai":
+            from openai import AsyncOpenAI
+
+            self._openai = AsyncOpenAI(
+                base_url=choice.api_base,
+                api_key=choice.api_key or NO_KEY,
+                max_retries=PROVIDER_RETRIES,
+            )
+        elif choice.route == "litellm":
+            prepare_litellm()
+
+    def agent_model(self, planner: Planner) -> Model:
+        """The Agents SDK model the agent runs on."""
+        if self.choice.route == "offline":
+            from .offline import OfflineModel
+
+            return OfflineModel(planner)
+        if self._openai is not None:
+            from agents import OpenAIChatCompletionsModel
+
+            return OpenAIChatCompletionsModel(
+                model=self.choice.model_id, openai_client=self._openai
+            )
+        from agents.extensions.models.litellm_model import LitellmModel
+
+        return LitellmModel(
+            model=self.choice.model_id, base_url=self.choice.api_base, api_key=self.choice.api_key
+        )
+
+    async def complete(
+        self, messages: list[dict[str, str]], *, max_tokens: int, request_timeout: float
+    ) -> str:
+        """One short, non-streamed completion (titles); raises on any failure."""
+        if self.choice.route == "offline":
+            raise RuntimeError("the offline model does not answer free-form requests")
+        if self._openai is not None:
+            from openai.types.chat import ChatCompletion
+
+            # The client's plain `post`: `chat.completions.create` first walks the body
+            # against its TypedDicts, which cost more CPU than the rest of the request.
+            response = await self._openai.post(
+                "/chat/completions",
+                cast_to=ChatCompletion,
+                body={
+                    "model": self.choice.model_id,
+                    "messages": messages,
+                    "max_tokens": max_tokens,
+                },
+                options={"timeout": request_timeout},
+            )
+            return response.choices[0].message.content or ""
+        import litellm
+
+        answer = await litellm.acompletion(
+            model=self.choice.model_id,
+            api_base=self.choice.api_base,
+            api_key=self.choice.api_key,
+            messages=messages,
+            max_tokens=max_tokens,
+            timeout=request_timeout,
+        )
+        content = answer.choices[0].message.content
+        return str(content or "")
+
+    async def aclose(self) -> None:
+        if self._openai is not None:
+            await self._openai.close()

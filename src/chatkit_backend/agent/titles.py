@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from .models import ModelChoice, prepare_litellm
+from .models import ModelClient
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +36,21 @@ def _clean(raw: str) -> str:
     return title[:TITLE_MAX_CHARS]
 
 
-async def generate_title(choice: ModelChoice, first_message: str) -> str:
+async def generate_title(client: ModelClient, first_message: str) -> str:
     """Ask the model for a short title; fall back to `derive_title` on any failure."""
     fallback = derive_title(first_message)
-    if choice.is_offline:
+    if client.choice.is_offline:
         return fallback
-    prepare_litellm()
-    import litellm
-
     try:
-        response = await litellm.acompletion(
-            model=choice.name,
-            api_base=choice.api_base,
-            api_key=choice.api_key,
-            messages=[
+        raw = await client.complete(
+            [
                 {"role": "system", "content": TITLE_PROMPT},
                 {"role": "user", "content": first_message[:2000]},
             ],
             max_tokens=24,
-            timeout=15,
+            request_timeout=15,
         )
-        title = _clean(response.choices[0].message.content or "")
     except Exception as exc:  # a title is never worth failing a turn for
         log.warning("title generation failed: %s", type(exc).__name__)
         return fallback
-    return title or fallback
+    return _clean(raw) or fallback

@@ -18,8 +18,8 @@ from chatkit.types import ClientEffectEvent, CustomTask, HiddenContextItem, Thre
 from pydantic import SkipValidation, ValidationError
 
 from .. import metrics
-from ..chat.history import TOOL_RECORD
 from ..chat.store import new_id
+from ..chat.tool_record import TOOL_RECORD
 from ..context import RequestContext
 from ..tasks.schemas import Task, TaskCreate, TaskQuery, TaskUpdate
 from ..tasks.service import TaskNotFound, TaskService

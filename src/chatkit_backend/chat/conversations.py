@@ -30,8 +30,8 @@ from ..auth import current_context
 from ..context import RequestContext
 from ..deps import get_store
 from ..errors import NotFound
-from .history import TOOL_RECORD
 from .store import SQLStore
+from .tool_record import TOOL_RECORD
 
 PREVIEW_CHARS = 120
 

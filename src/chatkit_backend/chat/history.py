@@ -23,8 +23,7 @@ from chatkit.types import (
     WorkflowItem,
 )
 
-# The `kind` of a HiddenContextItem recording one tool call (see agent/todo_tools.py).
-TOOL_RECORD = "tool_call"
+from .tool_record import TOOL_RECORD
 
 InputItems = TResponseInputItem | list[TResponseInputItem] | None
 

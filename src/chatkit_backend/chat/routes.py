@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from chatkit.server import NonStreamingResult, StreamingResult
 from chatkit.store import NotFoundError
 from chatkit.types import ChatKitReq, ThreadsCreateReq
 from fastapi import APIRouter, Depends, Request, Response
@@ -21,23 +20,30 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ..auth import current_context
 from ..config import Settings
 from ..context import RequestContext
-from ..deps import get_admission, get_chat_server, get_settings
+from ..deps import get_admission, get_chat_runtime, get_settings, get_store
 from ..errors import BadRequest, NotFound, PayloadTooLarge
 from ..logs import bind
 from ..runs.admission import Admission
 from ..runs.registry import Lease
 from .preflight import PRODUCING, preflight, thread_id_of
-from .server import ChatServer
+from .runtime import ChatRuntime
 from .simple_sse import chatkit_body, parse_simple, simple_events
-from .store import new_id
+from .store import SQLStore, new_id
 from .streaming import SSEResponse, detached_stream
+
+if TYPE_CHECKING:
+    # Loaded after start-up with the Agents SDK (chat/runtime.py): types only here.
+    from chatkit.server import NonStreamingResult, StreamingResult
+
+    from .server import ChatServer
 
 router = APIRouter(tags=["chatkit"])
 
 _request_adapter: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 
 Context = Annotated[RequestContext, Depends(current_context)]
-Server = Annotated[ChatServer, Depends(get_chat_server)]
+Runtime = Annotated[ChatRuntime, Depends(get_chat_runtime)]
+Store = Annotated[SQLStore, Depends(get_store)]
 Config = Annotated[Settings, Depends(get_settings)]
 Admit = Annotated[Admission, Depends(get_admission)]
 
@@ -81,7 +87,6 @@ class Opened:
 
 async def open_request(
     parsed: ChatKitReq,
-    body: bytes,
     request: Request,
     ctx: RequestContext,
     server: ChatServer,
@@ -98,7 +103,7 @@ async def open_request(
     if isinstance(parsed, PRODUCING) and thread_id is not None:
         lease = await admission.admit(thread_id, ctx, request.headers.get("idempotency-key"))
     try:
-        result = await server.process(body, ctx)
+        result = await server.process_parsed(parsed, ctx)
     except BaseException as exc:
         if lease is not None:
             await admission.registry.release(lease)
@@ -141,9 +146,9 @@ async def simple_chat(
     if simple is None:
         raise BadRequest("Message is required", code="empty_message")
     chatkit = chatkit_body(simple)
-    opened = await open_request(
-        parse_request(chatkit), chatkit, request, ctx, server, admission, settings
-    )
+    opened = await open_request(parse_request(chatkit), request, ctx, server, admission, settings)
+    from chatkit.server import StreamingResult  # loaded with the server (chat/runtime.py)
+
     assert isinstance(opened.result, StreamingResult) and opened.thread_id is not None
     return sse(
         request,
@@ -156,9 +161,10 @@ async def simple_chat(
 
 @router.post("/chatkit")
 async def chatkit(
-    request: Request, ctx: Context, server: Server, admission: Admit, settings: Config
+    request: Request, ctx: Context, runtime: Runtime, admission: Admit, settings: Config
 ) -> Response:
     body = await read_body(request, settings.max_body_bytes)
+    server = await runtime.server()
     try:
         parsed = parse_request(body)
     except BadRequest:
@@ -166,7 +172,9 @@ async def chatkit(
         if parse_simple(body) is None:
             raise
         return await simple_chat(body, request, ctx, server, admission, settings)
-    opened = await open_request(parsed, body, request, ctx, server, admission, settings)
+    opened = await open_request(parsed, request, ctx, server, admission, settings)
+    from chatkit.server import NonStreamingResult  # loaded with the server (chat/runtime.py)
+
     if isinstance(opened.result, NonStreamingResult):
         return Response(content=opened.result.json, media_type="application/json")
     return sse(request, opened.result, opened, settings)
@@ -174,9 +182,10 @@ async def chatkit(
 
 @router.post("/api/chat/stream", tags=["simple chat"])
 async def chat_stream(
-    request: Request, ctx: Context, server: Server, admission: Admit, settings: Config
+    request: Request, ctx: Context, runtime: Runtime, admission: Admit, settings: Config
 ) -> Response:
     body = await read_body(request, settings.max_body_bytes)
+    server = await runtime.server()
     return await simple_chat(body, request, ctx, server, admission, settings)
 
 
@@ -186,10 +195,10 @@ class StopResult(BaseModel):
 
 
 @router.post("/api/conversations/{thread_id}/stop", tags=["conversations"])
-async def stop(thread_id: str, ctx: Context, server: Server, admission: Admit) -> StopResult:
+async def stop(thread_id: str, ctx: Context, store: Store, admission: Admit) -> StopResult:
     """End the thread's active run wherever it runs; the partial reply is kept."""
     try:
-        await server.sql_store.load_thread(thread_id, ctx)
+        await store.load_thread(thread_id, ctx)
     except NotFoundError:
         raise NotFound(f"Thread {thread_id} not found.", code="thread_not_found") from None
     stopping = await admission.registry.request_stop(thread_id, ctx)

@@ -6,6 +6,8 @@ starts, so every refusal is a status code (409 or 429) rather than a broken stre
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from ..context import RequestContext
 from .limits import Limits
 from .registry import Lease, RunRegistry
@@ -21,13 +23,12 @@ class Admission:
     ) -> Lease:
         """A lease on the thread's run lock, or an ApiError saying why not."""
         await self.limits.check_budget(ctx)
-        lease = await self.registry.acquire(thread_id, ctx)
-        try:
-            await self.limits.count_message(ctx)
+
+        async def count_and_remember(conn: AsyncConnection) -> None:
+            await self.limits.count_message(ctx, conn)
             # Last, so a request refused for another reason can be retried with its key.
             if idempotency_key:
-                await self.limits.remember_key(idempotency_key, ctx)
-        except BaseException:
-            await self.registry.release(lease)
-            raise
-        return lease
+                await self.limits.remember_key(idempotency_key, ctx, conn)
+
+        # One transaction: a refusal anywhere leaves no lock, count or key behind.
+        return await self.registry.acquire(thread_id, ctx, then=count_and_remember)

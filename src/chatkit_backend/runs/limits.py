@@ -11,7 +11,7 @@ import math
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
 from ..db import dialect_insert, utcnow
@@ -34,32 +34,35 @@ class Limits:
         self.messages_per_minute = messages_per_minute
         self.daily_token_budget = daily_token_budget
 
-    async def remember_key(self, key: str, ctx: RequestContext) -> None:
+    async def remember_key(self, key: str, ctx: RequestContext, conn: AsyncConnection) -> None:
         """Record an Idempotency-Key; 409 `duplicate_request` if the user sent it in 24 h."""
         if len(key) > MAX_KEY_LENGTH:
             raise Conflict("Idempotency-Key is too long.", code="invalid_idempotency_key")
         now = utcnow()
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                delete(IdempotencyKeyRow).where(
-                    IdempotencyKeyRow.user_id == ctx.user_id,
-                    IdempotencyKeyRow.key == key,
-                    IdempotencyKeyRow.created_at < now - IDEMPOTENCY_TTL,
-                )
+        await conn.execute(
+            delete(IdempotencyKeyRow).where(
+                IdempotencyKeyRow.user_id == ctx.user_id,
+                IdempotencyKeyRow.key == key,
+                IdempotencyKeyRow.created_at < now - IDEMPOTENCY_TTL,
             )
-            inserted = await conn.execute(
-                dialect_insert(self.engine, IdempotencyKeyRow.__table__)
-                .values(user_id=ctx.user_id, key=key, created_at=now)
-                .on_conflict_do_nothing()
-            )
+        )
+        inserted = await conn.execute(
+            dialect_insert(self.engine, IdempotencyKeyRow.__table__)
+            .values(user_id=ctx.user_id, key=key, created_at=now)
+            .on_conflict_do_nothing()
+        )
         if inserted.rowcount == 0:
             raise Conflict(
                 "This request was already received (same Idempotency-Key).",
                 code="duplicate_request",
             )
 
-    async def count_message(self, ctx: RequestContext) -> None:
-        """Count one message against the user's per-minute limit; 429 when over it."""
+    async def count_message(self, ctx: RequestContext, conn: AsyncConnection) -> None:
+        """Count one message against the user's per-minute limit; 429 when over it.
+
+        In the caller's transaction: a refused message is rolled back, so it does not
+        count, and hammering does not push the window further.
+        """
         now = utcnow()
         window = now.replace(second=0, microsecond=0)
         table = RateWindowRow.__table__
@@ -69,15 +72,14 @@ class Limits:
         stmt = upsert.on_conflict_do_update(
             index_elements=["user_id", "window_start"], set_={"count": table.c.count + 1}
         ).returning(table.c.count)
-        async with self.engine.begin() as conn:
-            count = (await conn.execute(stmt)).scalar_one()
-            if count == 1:
-                # First message of a new window: drop this user's old windows.
-                await conn.execute(
-                    delete(RateWindowRow).where(
-                        RateWindowRow.user_id == ctx.user_id, RateWindowRow.window_start < window
-                    )
+        count = (await conn.execute(stmt)).scalar_one()
+        if count == 1:
+            # First message of a new window: drop this user's old windows.
+            await conn.execute(
+                delete(RateWindowRow).where(
+                    RateWindowRow.user_id == ctx.user_id, RateWindowRow.window_start < window
                 )
+            )
         if count > self.messages_per_minute:
             retry = math.ceil((window + timedelta(minutes=1) - now).total_seconds())
             raise TooManyRequests(

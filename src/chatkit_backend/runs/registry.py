@@ -15,11 +15,12 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import and_, delete, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
 from ..db import dialect_insert, utcnow
@@ -67,8 +68,19 @@ class RunRegistry:
         self._watcher: asyncio.Task[None] | None = None
         self._sqlite_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
-    async def acquire(self, thread_id: str, ctx: RequestContext) -> Lease:
-        """Take the thread's run lock, or raise 409 (thread busy) / 429 (too many runs)."""
+    async def acquire(
+        self,
+        thread_id: str,
+        ctx: RequestContext,
+        *,
+        then: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> Lease:
+        """Take the thread's run lock, or raise 409 (thread busy) / 429 (too many runs).
+
+        `then(conn)` runs in the same transaction once the lock is taken (the other
+        admission checks): if it raises, the lock is not taken either, and one commit
+        serves them all.
+        """
         now = utcnow()
         fresh = now - self.stale_after
         lease = Lease(thread_id=thread_id, run_id=ctx.request_id, user_id=ctx.user_id)
@@ -111,6 +123,8 @@ class RunRegistry:
                     code="too_many_runs",
                     headers={"Retry-After": "5"},
                 )
+            if then is not None:
+                await then(conn)
         self._local[lease.run_id] = lease
         return lease
 

@@ -1,0 +1,120 @@
+"""The chat machinery, loaded after start-up: Agents SDK, ChatKit server, model client.
+
+Importing the Agents SDK and the OpenAI client takes seconds (LiteLLM, for the models
+routed through it, several more). Start-up does not wait for them: the lifespan only
+starts loading them, in a worker thread, so `/health` answers within a second or two
+while the event loop stays free. A chat request that arrives before the load is done
+waits for it; it never fails for it. `/health/ready` answers 503 until then, so a
+load balancer sends traffic only to warm instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..agent.models import ModelChoice
+from ..config import Settings
+from ..errors import ServiceUnavailable
+from .store import SQLStore
+
+if TYPE_CHECKING:
+    from ..agent.models import ModelClient
+    from .server import ChatServer
+
+log = logging.getLogger(__name__)
+
+# What a chat turn needs; imported in the worker thread.
+CHAT_MODULES = (
+    "chatkit_backend.chat.server",
+    "chatkit_backend.agent.todo",
+    "chatkit_backend.agent.planner",
+)
+LITELLM_MODULES = ("litellm", "agents.extensions.models.litellm_model")
+
+
+def _import(names: tuple[str, ...]) -> None:
+    for name in names:
+        importlib.import_module(name)
+
+
+class ChatRuntime:
+    """Loads the chat machinery once, in the background, and hands out the server."""
+
+    def __init__(
+        self, settings: Settings, choice: ModelChoice, engine: AsyncEngine, store: SQLStore
+    ) -> None:
+        self.settings = settings
+        self.choice = choice
+        self.engine = engine
+        self.store = store
+        self._models: ModelClient | None = None
+        self._loading: asyncio.Task[ChatServer] | None = None
+
+    def start(self) -> None:
+        """Begin loading now (called from the lifespan; returns at once)."""
+        if self._loading is None:
+            self._loading = asyncio.create_task(self._load(), name="chat-runtime-load")
+
+    @property
+    def ready(self) -> bool:
+        task = self._loading
+        return task is not None and task.done() and not task.cancelled() and not task.exception()
+
+    async def server(self) -> ChatServer:
+        """The ChatKit server, once loaded (503 if loading it failed)."""
+        self.start()
+        assert self._loading is not None
+        try:
+            # Shielded: a request that gives up must not cancel the load for everyone.
+            return await asyncio.shield(self._loading)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise ServiceUnavailable(
+                "The chat model could not be loaded; see the server log.", code="model_unavailable"
+            ) from exc
+
+    async def _load(self) -> ChatServer:
+        modules = CHAT_MODULES + (LITELLM_MODULES if self.choice.route == "litellm" else ())
+        try:
+            await asyncio.to_thread(_import, modules)
+            return self._build()
+        except Exception:
+            log.exception("could not load the chat runtime")
+            raise
+
+    def _build(self) -> ChatServer:
+        from agents import set_tracing_disabled
+
+        from ..agent.models import ModelClient
+        from ..agent.planner import todo_planner
+        from ..agent.todo import TodoKit
+        from ..runs.accounting import RunAccounting
+        from ..tasks.service import TaskService
+        from .server import ChatServer
+
+        set_tracing_disabled(not self.settings.agents_tracing)
+        self._models = ModelClient(self.choice)
+        kit = TodoKit(self._models.agent_model(todo_planner), TaskService(self.engine), self.store)
+        return ChatServer(
+            self.store,
+            self._models,
+            kit,
+            RunAccounting(self.engine),
+            history_items=self.settings.history_items,
+            model_timeout=self.settings.model_timeout_seconds,
+        )
+
+    async def aclose(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+            with contextlib.suppress(BaseException):
+                await self._loading
+        if self._models is not None:
+            await self._models.aclose()
