@@ -36,7 +36,7 @@ from ..context import RequestContext
 from ..runs.accounting import RunAccounting, RunOutcome
 from .events import with_fresh_ids
 from .history import HistoryConverter
-from .store import SQLStore
+from .store import SQLStore, answer_next_read_from
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,12 @@ class ChatServer(ChatKitServer[RequestContext]):
         deadline = loop.call_later(self.model_timeout, on_deadline)
         try:
             events = stream_agent_response(agent_context, result)
-            async for event in with_fresh_ids(events, self._new_item_id(thread, context)):
-                if first_token is None and is_text_delta(event):
-                    first_token = loop.time() - started
-                yield event
+            # The SDK starts by reading the thread's newest items: they are in `page`.
+            with answer_next_read_from(thread.id, page):
+                async for event in with_fresh_ids(events, self._new_item_id(thread, context)):
+                    if first_token is None and is_text_delta(event):
+                        first_token = loop.time() - started
+                    yield event
             if timed_out:
                 outcome = "timeout"
                 raise CustomStreamError(provider_error_message(TimeoutError()), allow_retry=True)

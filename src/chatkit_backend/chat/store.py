@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -54,6 +55,39 @@ _ID_PREFIXES: dict[str, str] = {
     "attachment": "atc",
     "sdk_hidden_context": "shcx",
 }
+
+# The newest items of the thread being answered, as the server has just read them: the
+# SDK's stream_agent_response reads the newest two again first thing, and this answers
+# that read. Per task (a ContextVar), for one read.
+_just_read: ContextVar[tuple[str, Page[ThreadItem]] | None] = ContextVar(
+    "just_read_items", default=None
+)
+
+
+@contextlib.contextmanager
+def answer_next_read_from(thread_id: str, page: Page[ThreadItem]) -> Iterator[None]:
+    """Serve the next `load_thread_items(thread_id, None, n, "desc")` of this task from
+    `page` (the thread's newest items, desc) when it holds the answer."""
+    _just_read.set((thread_id, page))
+    try:
+        yield
+    finally:
+        # (Not a token reset: a generator may be closed from another task's context.)
+        _just_read.set(None)
+
+
+def _from_just_read(thread_id: str, limit: int) -> Page[ThreadItem] | None:
+    just_read = _just_read.get()
+    if just_read is None or just_read[0] != thread_id:
+        return None
+    _just_read.set(None)  # one read only: the thread changes as the turn goes on
+    page = just_read[1]
+    if limit > len(page.data) and page.has_more:
+        return None
+    data = page.data[:limit]
+    has_more = len(page.data) > limit or page.has_more
+    return Page(data=data, has_more=has_more, after=data[-1].id if has_more and data else None)
+
 
 _item_adapter: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
 _attachment_adapter: TypeAdapter[Attachment] = TypeAdapter(Attachment)
@@ -216,6 +250,8 @@ class SQLStore(Store[RequestContext]):
         context: RequestContext,
     ) -> Page[ThreadItem]:
         limit = clamp_limit(limit)
+        if after is None and order == "desc" and (page := _from_just_read(thread_id, limit)):
+            return page
         scope = (ItemRow.thread_id == thread_id, ItemRow.user_id == context.user_id)
         query = select(ItemRow.id, ItemRow.data).where(*scope)
         async with self.engine.connect() as conn:

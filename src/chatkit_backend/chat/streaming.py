@@ -114,9 +114,8 @@ def detached_stream(
                 if chunk is _END:
                     return
                 assert isinstance(chunk, bytes)
-                # Events that queued up while the client was written to go out in one
-                # write: a fast model would otherwise cost an ASGI send and a syscall
-                # for every delta.
+                # Events that queued up while the client was being written to (a slow
+                # reader, a burst) go out in one write rather than one send each.
                 batch = [chunk]
                 ended = False
                 while not queue.empty():

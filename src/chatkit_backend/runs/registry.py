@@ -91,29 +91,31 @@ class RunRegistry:
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": ctx.user_id}
                 )
-            # A crashed worker's run: its lock no longer holds.
-            await conn.execute(
-                delete(ActiveRunRow).where(
-                    ActiveRunRow.thread_id == thread_id, ActiveRunRow.heartbeat_at < fresh
-                )
-            )
             running = await conn.scalar(
                 select(func.count()).where(
                     ActiveRunRow.user_id == ctx.user_id, ActiveRunRow.heartbeat_at >= fresh
                 )
             )
+            row = {
+                "thread_id": thread_id,
+                "run_id": lease.run_id,
+                "user_id": ctx.user_id,
+                "instance": self.instance,
+                "started_at": now,
+                "heartbeat_at": now,
+                "stop_requested": False,
+            }
+            table = ActiveRunRow.__table__
+            # Inserted, or taken over from a crashed worker (its heartbeat is stale); a
+            # live run's row is left alone and nothing is written.
             inserted = await conn.execute(
-                dialect_insert(self.engine, ActiveRunRow.__table__)
-                .values(
-                    thread_id=thread_id,
-                    run_id=lease.run_id,
-                    user_id=ctx.user_id,
-                    instance=self.instance,
-                    started_at=now,
-                    heartbeat_at=now,
-                    stop_requested=False,
+                dialect_insert(self.engine, table)
+                .values(**row)
+                .on_conflict_do_update(
+                    index_elements=["thread_id"],
+                    set_={k: v for k, v in row.items() if k != "thread_id"},
+                    where=table.c.heartbeat_at < fresh,
                 )
-                .on_conflict_do_nothing(index_elements=["thread_id"])
             )
             if inserted.rowcount == 0:
                 raise Conflict(IN_PROGRESS, code="run_in_progress")
