@@ -52,7 +52,9 @@ def run_cli(
 class ServerProcess:
     """`chatkit-backend serve` on a free port, in its own process group, once ready."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, *extra: str) -> None:
+    def __init__(
+        self, env: dict[str, str], cwd: Path, *extra: str, ready_path: str = "/health/ready"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"serve-{self.port}.log"
@@ -71,7 +73,7 @@ class ServerProcess:
                 self.log.close()
                 raise RuntimeError(self.log_path.read_text())
             try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{ready_path}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from .sqlite_one_trip import one_trip_dbapi
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -76,6 +78,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(
             url,
             connect_args={"timeout": 30},
+            module=one_trip_dbapi(),
             # Every use of a connection is a `begin()` or `connect()` block, which ends
             # its transaction itself; the pool's extra ROLLBACK on check-in would be one
             # more round trip to aiosqlite's thread per transaction (about ten a turn).
