@@ -24,7 +24,7 @@ from ..context import RequestContext
 
 class AgentKit(Protocol):
     def build_agent(self) -> Agent[Any]:
-        """The agent answering this turn (cheap: called once per turn)."""
+        """The agent answering this turn (called once per turn; may return the same one)."""
 
     def new_context(
         self, thread: ThreadMetadata, store: Store[RequestContext], ctx: RequestContext

@@ -58,19 +58,25 @@ class TodoKit:
         self.tasks = tasks
         self.store = store
         self.today = today
+        self._agent: Agent[Any] | None = None
 
     def build_agent(self) -> Agent[Any]:
-        def instructions(_ctx: RunContextWrapper[Any], _agent: Agent[Any]) -> str:
-            return instructions_for(self.today())
+        # Built once: the instructions are a function (today's date is read per turn)
+        # and a run does not change its agent, so every turn can share it.
+        if self._agent is None:
 
-        return Agent(
-            name="Todo assistant",
-            instructions=instructions,
-            model=self.model,
-            tools=list(TOOLS),
-            # Without this LiteLLM drops the provider's usage chunk from streamed replies.
-            model_settings=ModelSettings(include_usage=True),
-        )
+            def instructions(_ctx: RunContextWrapper[Any], _agent: Agent[Any]) -> str:
+                return instructions_for(self.today())
+
+            self._agent = Agent(
+                name="Todo assistant",
+                instructions=instructions,
+                model=self.model,
+                tools=list(TOOLS),
+                # Without this the provider's usage chunk is dropped from streamed replies.
+                model_settings=ModelSettings(include_usage=True),
+            )
+        return self._agent
 
     def new_context(
         self, thread: ThreadMetadata, store: Store[RequestContext], ctx: RequestContext
