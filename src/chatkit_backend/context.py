@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import uuid4
 
+from .runs.lease import Lease
+
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
@@ -15,3 +17,6 @@ class RequestContext:
     # The id a thread created by this request gets, chosen up front so the run can be
     # registered, and the id sent to the client, before the stream starts.
     new_thread_id: str | None = None
+    # The run lock this request holds (set at admission): the run's usage row is written
+    # with its release, in one transaction.
+    run: Lease | None = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import Settings
 
@@ -146,13 +146,12 @@ class ModelClient:
         if self.choice.route == "offline":
             raise RuntimeError("the offline model does not answer free-form requests")
         if self._openai is not None:
-            from openai.types.chat import ChatCompletion
-
-            # The client's plain `post`: `chat.completions.create` first walks the body
-            # against its TypedDicts, which cost more CPU than the rest of the request.
-            response = await self._openai.post(
+            # The client's plain `post` (retries, timeout and errors as usual), answered
+            # as a dict: `chat.completions.create` walks the body against its TypedDicts
+            # and builds models of the answer, more CPU than the rest of the request.
+            answer: dict[str, Any] = await self._openai.post(
                 "/chat/completions",
-                cast_to=ChatCompletion,
+                cast_to=dict,
                 body={
                     "model": self.choice.model_id,
                     "messages": messages,
@@ -160,10 +159,10 @@ class ModelClient:
                 },
                 options={"timeout": request_timeout},
             )
-            return response.choices[0].message.content or ""
+            return str(answer["choices"][0]["message"].get("content") or "")
         import litellm
 
-        answer = await litellm.acompletion(
+        response = await litellm.acompletion(
             model=self.choice.model_id,
             api_base=self.choice.api_base,
             api_key=self.choice.api_key,
@@ -171,7 +170,7 @@ class ModelClient:
             max_tokens=max_tokens,
             timeout=request_timeout,
         )
-        content = answer.choices[0].message.content
+        content = response.choices[0].message.content
         return str(content or "")
 
     async def aclose(self) -> None:

@@ -24,7 +24,7 @@ from ..deps import get_admission, get_chat_runtime, get_settings, get_store
 from ..errors import BadRequest, NotFound, PayloadTooLarge
 from ..logs import bind
 from ..runs.admission import Admission
-from ..runs.registry import Lease
+from ..runs.lease import Lease
 from .preflight import PRODUCING, preflight, thread_id_of
 from .runtime import ChatRuntime
 from .simple_sse import chatkit_body, parse_simple, simple_events
@@ -102,6 +102,7 @@ async def open_request(
     lease = None
     if isinstance(parsed, PRODUCING) and thread_id is not None:
         lease = await admission.admit(thread_id, ctx, request.headers.get("idempotency-key"))
+        ctx = replace(ctx, run=lease)
     try:
         result = await server.process_parsed(parsed, ctx)
     except BaseException as exc:

@@ -19,7 +19,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .. import metrics
-from ..runs.registry import Lease, RunRegistry
+from ..runs.lease import Lease
+from ..runs.registry import RunRegistry
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .. import metrics
 from ..context import RequestContext
-from .usage import RunUsage, record_usage
+from .usage import RunUsage, record_usage, usage_row
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +38,21 @@ class RunAccounting:
         metrics.TOKENS.labels(run.model, "output").inc(run.output_tokens)
         if run.outcome in {"error", "timeout"}:
             metrics.ERRORS.labels(f"run_{run.outcome}").inc()
+        usage = RunUsage(
+            user_id=ctx.user_id,
+            thread_id=run.thread_id,
+            run_id=ctx.request_id,
+            model=run.model,
+            input_tokens=run.input_tokens,
+            output_tokens=run.output_tokens,
+            duration_ms=round(run.seconds * 1000),
+        )
+        if ctx.run is not None and not ctx.run.released:
+            # Written with the lock's release, moments later: one transaction, not two.
+            ctx.run.usage = usage_row(usage)
+            return
         try:
-            await record_usage(
-                self.engine,
-                RunUsage(
-                    user_id=ctx.user_id,
-                    thread_id=run.thread_id,
-                    run_id=ctx.request_id,
-                    model=run.model,
-                    input_tokens=run.input_tokens,
-                    output_tokens=run.output_tokens,
-                    duration_ms=round(run.seconds * 1000),
-                ),
-            )
+            await record_usage(self.engine, usage)
         except Exception:
             # Losing one usage row must not turn a finished reply into an error.
             log.exception("could not record usage")

@@ -9,8 +9,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..context import RequestContext
+from .lease import Lease
 from .limits import Limits
-from .registry import Lease, RunRegistry
+from .registry import RunRegistry
 
 
 class Admission:

@@ -16,16 +16,16 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy import and_, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
 from ..db import dialect_insert, utcnow
 from ..errors import Conflict, TooManyRequests
-from .tables import ActiveRunRow
+from .lease import Lease
+from .tables import ActiveRunRow, UsageRow
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +34,6 @@ IN_PROGRESS = "a response is already in progress"
 
 def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass
-class Lease:
-    """The right to run `thread_id`; hand it back with `RunRegistry.release`."""
-
-    thread_id: str
-    run_id: str
-    user_id: str
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class RunRegistry:
@@ -137,9 +127,25 @@ class RunRegistry:
             self._watcher = asyncio.create_task(self._watch())
 
     async def release(self, lease: Lease) -> None:
+        """Drop the lock, and write the run's usage row in the same transaction."""
         self._local.pop(lease.run_id, None)
+        lease.released = True
+        usage, lease.usage = lease.usage, None
+        if usage is not None:
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(insert(UsageRow).values(**usage))
+                    await self._delete(conn, lease)
+                return
+            except Exception:
+                # Losing one usage row must not keep the thread locked.
+                log.exception("could not record usage")
         async with self.engine.begin() as conn:
-            await conn.execute(delete(ActiveRunRow).where(ActiveRunRow.run_id == lease.run_id))
+            await self._delete(conn, lease)
+
+    @staticmethod
+    async def _delete(conn: AsyncConnection, lease: Lease) -> None:
+        await conn.execute(delete(ActiveRunRow).where(ActiveRunRow.run_id == lease.run_id))
 
     async def request_stop(self, thread_id: str, ctx: RequestContext) -> bool:
         """Ask the thread's active run to stop, wherever it runs; False if none is active."""

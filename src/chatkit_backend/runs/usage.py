@@ -27,9 +27,14 @@ class RunUsage(BaseModel):
     duration_ms: int
 
 
+def usage_row(usage: RunUsage) -> dict[str, object]:
+    """The `usage` table row of a finished run."""
+    return {**usage.model_dump(), "created_at": utcnow()}
+
+
 async def record_usage(engine: AsyncEngine, usage: RunUsage) -> None:
     async with engine.begin() as conn:
-        await conn.execute(insert(UsageRow).values(**usage.model_dump(), created_at=utcnow()))
+        await conn.execute(insert(UsageRow).values(**usage_row(usage)))
 
 
 class UsageTotals(BaseModel):
