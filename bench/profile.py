@@ -157,7 +157,7 @@ def bucket(frames: list[str]) -> str:
 # Call sites behind the optimisation proposals in docs/benchmarks.md: inclusive time.
 KEY_FRAMES = {
     "TypeAdapter.__init__ (": "pydantic TypeAdapter built per request (ChatKitServer.process)",
-    "generate_title (": "title request (litellm.acompletion beside the reply)",
+    "generate_title (": "title request (beside the reply)",
     "CustomStreamWrapper.__anext__ (": "LiteLLM: per-chunk stream wrapper",
     "LitellmModel._fetch_response (": "LiteLLM: building and sending the request",
     "async_maybe_transform (": "openai SDK: request params transform",
@@ -167,7 +167,7 @@ KEY_FRAMES = {
     "Admission.admit (": "admission: budget, run lock, rate",
     "RunRegistry.release (": "run lock release",
     "RunAccounting.finished (": "usage row + metrics",
-    "with_fresh_ids (": "id remapping of events (model_copy per event)",
+    "with_fresh_ids (": "id remapping of events (with_fresh_ids)",
     "._serialize (chatkit": "ChatKit event -> JSON",
     ".to_agent_input (": "history -> model input",
 }
