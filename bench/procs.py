@@ -7,19 +7,20 @@ Every process is started here and stopped by its own pid; nothing else is touche
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.databases import admin_connection, throwaway_postgres
+from tests.live import free_port
+from tests.processes import clean_env as tests_clean_env
 
 from .client import wait_ready
 
@@ -28,42 +29,17 @@ VENV_BIN = ROOT / ".venv" / "bin"
 REFERENCE_DIR = ROOT / "bench" / "reference"
 REFERENCE_PYTHON = REFERENCE_DIR / ".venv" / "bin" / "python"
 
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-
-# Variables a developer's shell may carry that would change what a server does.
-_SCRUB = (
-    "MODEL",
-    "MODEL_API_BASE",
-    "MODEL_API_KEY",
-    "GEMINI_API_KEY",
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "DATABASE_URL",
-    "BETTER_AUTH_SECRET",
-    "AUTH_SECRET",
-    "AUTH_JWKS_URL",
-    "AUTH_ISSUER",
-    "AUTH_AUDIENCE",
-)
 UNLIMITED = "1000000"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
-    env.update(
+    """The tests' scrubbed environment, kept off the network at import."""
+    return tests_clean_env(
         LITELLM_LOCAL_MODEL_COST_MAP="True",
         OPENAI_AGENTS_DISABLE_TRACING="1",
         PYTHONUNBUFFERED="1",
+        **extra,
     )
-    env.update(extra)
-    return env
 
 
 def ours_env(database_url: str, provider_url: str) -> dict[str, str]:
@@ -249,37 +225,17 @@ class Provider:
         self.log.close()
 
 
-async def _pg_admin() -> Any:
-    import asyncpg
-
-    return await asyncpg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=5
-    )
-
-
 @asynccontextmanager
 async def postgres_database() -> AsyncIterator[str]:
     """A throw-away PostgreSQL database (created, yielded as a URL, dropped)."""
-    name = f"ckbench_{uuid.uuid4().hex[:10]}"
-    admin = await _pg_admin()
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        admin = await _pg_admin()
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with throwaway_postgres("ckbench") as url:
+        yield url
 
 
 async def postgres_available() -> str | None:
-    """None if PostgreSQL answers on 127.0.0.1:5432, else why not."""
+    """None if PostgreSQL answers, else why not."""
     try:
-        admin = await _pg_admin()
+        admin = await admin_connection()
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     await admin.close()

@@ -540,6 +540,15 @@ def _ratio(x: Any, y: Any) -> str:
         return ""
 
 
+def _ratios(values: dict[str, Any]) -> list[str]:
+    """The a/c, b/c and a/d cells of a row."""
+    return [
+        _ratio(values[A], values[C]),
+        _ratio(values[B], values[C]),
+        _ratio(values[A], values[D]),
+    ]
+
+
 def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
     rows: list[list[str]] = []
     header = ["section", "metric", *LABELS.values(), "a/c", "b/c", "a/d", "target (issue 6)"]
@@ -566,12 +575,7 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
             rows.append(
                 ["overhead", f"{label}: turns/s"]
                 + [_f(rate[k]) for k in LABELS]
-                + [
-                    _ratio(rate[A], rate[C]),
-                    _ratio(rate[B], rate[C]),
-                    _ratio(rate[A], rate[D]),
-                    target,
-                ]
+                + [*_ratios(rate), target]
             )
             for what, name in (("ttfb", "first byte"), ("end", "end of stream")):
                 p50 = {k: val(k, f"{what}_p50_ms") for k in LABELS}
@@ -582,13 +586,13 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
                         f"{_f(p50[k])} / {_f(p99[k])}" if p50[k] is not None else "-"
                         for k in LABELS
                     ]
-                    + [_ratio(p50[A], p50[C]), _ratio(p50[B], p50[C]), _ratio(p50[A], p50[D]), ""]
+                    + [*_ratios(p50), ""]
                 )
             cpu = {k: val(k, "cpu_ms_per_turn") for k in LABELS}
             rows.append(
                 ["overhead", f"{label}: server CPU ms/turn"]
                 + [_f(cpu[k]) for k in LABELS]
-                + [_ratio(cpu[A], cpu[C]), _ratio(cpu[B], cpu[C]), _ratio(cpu[A], cpu[D]), ""]
+                + [*_ratios(cpu), ""]
             )
             errors = {k: val(k, "errors") for k in LABELS}
             if any(errors.values()):
@@ -607,26 +611,18 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
             + [_f(errors[k]) for k in LABELS]
             + ["", "", "", f"0 errors: {'yes' if ok else 'NO'}"]
         )
-        rows.append(
-            ["concurrency", "  first byte p50 / p99 ms"]
-            + [
-                f"{_f(data[k].get('ttfb_p50_ms'), 0)} / {_f(data[k].get('ttfb_p99_ms'), 0)}"
-                if data[k]
-                else "-"
-                for k in LABELS
-            ]
-            + ["", "", "", ""]
-        )
-        rows.append(
-            ["concurrency", "  end of stream p50 / p99 ms"]
-            + [
-                f"{_f(data[k].get('end_p50_ms'), 0)} / {_f(data[k].get('end_p99_ms'), 0)}"
-                if data[k]
-                else "-"
-                for k in LABELS
-            ]
-            + ["", "", "", ""]
-        )
+        for what, name in (("ttfb", "first byte"), ("end", "end of stream")):
+            rows.append(
+                ["concurrency", f"  {name} p50 / p99 ms"]
+                + [
+                    f"{_f(data[k].get(f'{what}_p50_ms'), 0)} / "
+                    f"{_f(data[k].get(f'{what}_p99_ms'), 0)}"
+                    if data[k]
+                    else "-"
+                    for k in LABELS
+                ]
+                + ["", "", "", ""]
+            )
         rows.append(
             ["concurrency", "  peak RSS MB"]
             + [_f(data[k].get("peak_rss_mb"), 0) for k in LABELS]
@@ -706,28 +702,18 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
         rows.append(
             ["start-up", "ready /health s"]
             + [_f(ready[k], 2) for k in LABELS]
-            + [
-                _ratio(ready[A], ready[C]),
-                _ratio(ready[B], ready[C]),
-                _ratio(ready[A], ready[D]),
-                f"<2 s: {'yes' if ok else 'NO'}",
-            ]
+            + [*_ratios(ready), f"<2 s: {'yes' if ok else 'NO'}"]
         )
         first = {k: get("startup", "first_reply", k) for k in LABELS}
         rows.append(
             ["start-up", "first reply done s (from start)"]
             + [_f(first[k], 2) for k in LABELS]
-            + [
-                _ratio(first[A], first[C]),
-                _ratio(first[B], first[C]),
-                _ratio(first[A], first[D]),
-                "",
-            ]
+            + [*_ratios(first), ""]
         )
         rows.append(
             ["start-up", "idle RSS MB (after one reply)"]
             + [_f(rss[k], 0) for k in LABELS]
-            + [_ratio(rss[A], rss[C]), _ratio(rss[B], rss[C]), _ratio(rss[A], rss[D]), ""]
+            + [*_ratios(rss), ""]
         )
     return rows
 

@@ -17,23 +17,23 @@ PG_USER = os.environ.get("TEST_PG_USER", "postgres")
 PG_ADMIN_DB = os.environ.get("TEST_PG_DB", "test")
 
 
-async def _admin() -> asyncpg.Connection:
+async def admin_connection() -> asyncpg.Connection:
+    """A connection to the server's admin database (raises when PostgreSQL is down)."""
     return await asyncpg.connect(
         host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB, timeout=5
     )
 
 
 @asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """Create a uniquely named database, yield its plain postgresql:// URL, drop it."""
-    try:
-        admin = await _admin()
-    except (OSError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL unreachable on {PG_HOST}:{PG_PORT}: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    name = f"ckb_test_{uuid.uuid4().hex[:12]}"
+async def throwaway_postgres(
+    prefix: str, admin: asyncpg.Connection | None = None
+) -> AsyncIterator[str]:
+    """Create a uniquely named database, yield its plain postgresql:// URL, drop it.
+
+    `admin`, if given, is an open admin connection to create it with (and is closed).
+    """
+    admin = admin or await admin_connection()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -42,11 +42,25 @@ async def postgres_database() -> AsyncIterator[str]:
         # The plain form the seeds write; the app must accept it unchanged.
         yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
-        admin = await _admin()
+        admin = await admin_connection()
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A throw-away database for one test; skipped (failed under CI) without PostgreSQL."""
+    try:
+        admin = await admin_connection()
+    except (OSError, asyncpg.PostgresError) as exc:
+        reason = f"PostgreSQL unreachable on {PG_HOST}:{PG_PORT}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    async with throwaway_postgres("ckb_test", admin) as url:
+        yield url
 
 
 def sqlite_url(directory: Path) -> str:

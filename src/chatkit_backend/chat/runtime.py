@@ -91,8 +91,6 @@ class ChatRuntime:
         try:
             # Shielded: a request that gives up must not cancel the load for everyone.
             return await asyncio.shield(self._loading)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             raise ServiceUnavailable(
                 "The chat model could not be loaded; see the server log.", code="model_unavailable"

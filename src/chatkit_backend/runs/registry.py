@@ -18,14 +18,15 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, func, insert, select, text, update
+from sqlalchemy import and_, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
 from ..db import dialect_insert, utcnow
 from ..errors import Conflict, TooManyRequests
 from .lease import Lease
-from .tables import ActiveRunRow, UsageRow
+from .tables import ActiveRunRow
+from .usage import insert_usage
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class RunRegistry:
         if usage is not None:
             try:
                 async with self.engine.begin() as conn:
-                    await conn.execute(insert(UsageRow).values(**usage))
+                    await insert_usage(conn, usage)
                     await self._delete(conn, lease)
                 return
             except Exception:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..auth import current_context
 from ..context import RequestContext
@@ -32,9 +32,13 @@ def usage_row(usage: RunUsage) -> dict[str, object]:
     return {**usage.model_dump(), "created_at": utcnow()}
 
 
+async def insert_usage(conn: AsyncConnection, row: dict[str, object]) -> None:
+    await conn.execute(insert(UsageRow).values(**row))
+
+
 async def record_usage(engine: AsyncEngine, usage: RunUsage) -> None:
     async with engine.begin() as conn:
-        await conn.execute(insert(UsageRow).values(**usage_row(usage)))
+        await insert_usage(conn, usage_row(usage))
 
 
 class UsageTotals(BaseModel):
