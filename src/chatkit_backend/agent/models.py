@@ -111,9 +111,9 @@ class ModelClient:
         self.choice = choice
         self._openai: AsyncOpenAI | None = None
         if choice.route == "openai":
-            from openai import AsyncOpenAI
+            from .openai_client import ChunkValidatingOpenAI
 
-            self._openai = AsyncOpenAI(
+            self._openai = ChunkValidatingOpenAI(
                 base_url=choice.api_base,
                 api_key=choice.api_key or NO_KEY,
                 max_retries=PROVIDER_RETRIES,
