@@ -35,13 +35,14 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
 from ..db import utcnow
+from .store_statements import store_statements
 from .tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 
 MAX_PAGE_SIZE = 100
@@ -124,6 +125,7 @@ class SQLStore(Store[RequestContext]):
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+        self._sql = store_statements(self._dialect)
         # SQLite has one writer at a time; queueing writes here avoids its busy-wait
         # polling, which adds tens of milliseconds under concurrency.
         self._write_lock: asyncio.Lock | None = (
@@ -161,9 +163,7 @@ class SQLStore(Store[RequestContext]):
     async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
         async with self.engine.connect() as conn:
             data = await conn.scalar(
-                select(ThreadRow.data).where(
-                    ThreadRow.id == thread_id, ThreadRow.user_id == context.user_id
-                )
+                self._sql.load_thread, {"thread_id": thread_id, "owner_id": context.user_id}
             )
         if data is None:
             raise NotFoundError(f"Thread {thread_id} not found")
@@ -176,27 +176,28 @@ class SQLStore(Store[RequestContext]):
         data = thread.model_copy(
             update={"created_at": created.replace(tzinfo=UTC)}
         ).model_dump_json()
-        now = utcnow()
-        stmt = self._insert(ThreadRow.__table__).values(
-            id=thread.id,
-            user_id=context.user_id,
-            title=thread.title,
-            created_at=created,
-            updated_at=now,
-            data=data,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={"title": thread.title, "data": data, "updated_at": now},
-            where=ThreadRow.__table__.c.user_id == context.user_id,
-        )
+        row = {
+            "id": thread.id,
+            "user_id": context.user_id,
+            "title": thread.title,
+            "created_at": created,
+            "updated_at": utcnow(),
+            "data": data,
+        }
         async with self._write() as conn:
-            await conn.execute(stmt)
+            await conn.execute(self._sql.save_thread, row)
 
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: RequestContext
     ) -> Page[ThreadMetadata]:
         limit = clamp_limit(limit)
+        if not after:
+            first_page = self._sql.threads_desc if order == "desc" else self._sql.threads_asc
+            async with self.engine.connect() as conn:
+                rows = (
+                    await conn.execute(first_page, {"user_id": context.user_id, "limit": limit + 1})
+                ).all()
+            return self._thread_page(rows, limit)
         query = select(ThreadRow.id, ThreadRow.data).where(ThreadRow.user_id == context.user_id)
         async with self.engine.connect() as conn:
             if after:
@@ -217,6 +218,11 @@ class SQLStore(Store[RequestContext]):
             else:
                 query = query.order_by(ThreadRow.created_at, ThreadRow.seq)
             rows = (await conn.execute(query.limit(limit + 1))).all()
+        return self._thread_page(rows, limit)
+
+    @staticmethod
+    def _thread_page(rows: Sequence[Row[str, str]], limit: int) -> Page[ThreadMetadata]:
+        """A page of `limit` threads from `limit + 1` (id, data) rows."""
         has_more = len(rows) > limit
         rows = rows[:limit]
         return Page(
@@ -252,6 +258,12 @@ class SQLStore(Store[RequestContext]):
         limit = clamp_limit(limit)
         if after is None and order == "desc" and (page := _from_just_read(thread_id, limit)):
             return page
+        if not after:
+            first_page = self._sql.items_desc if order == "desc" else self._sql.items_asc
+            params = {"thread_id": thread_id, "user_id": context.user_id, "limit": limit + 1}
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(first_page, params)).all()
+            return self._item_page(rows, limit)
         scope = (ItemRow.thread_id == thread_id, ItemRow.user_id == context.user_id)
         query = select(ItemRow.id, ItemRow.data).where(*scope)
         async with self.engine.connect() as conn:
@@ -269,6 +281,11 @@ class SQLStore(Store[RequestContext]):
             else:
                 query = query.order_by(ItemRow.created_at, ItemRow.seq)
             rows = (await conn.execute(query.limit(limit + 1))).all()
+        return self._item_page(rows, limit)
+
+    @staticmethod
+    def _item_page(rows: Sequence[Row[str, str]], limit: int) -> Page[ThreadItem]:
+        """A page of `limit` items from `limit + 1` (id, data) rows."""
         has_more = len(rows) > limit
         rows = rows[:limit]
         return Page(
@@ -290,33 +307,22 @@ class SQLStore(Store[RequestContext]):
     async def _upsert_item(self, thread_id: str, item: ThreadItem, context: RequestContext) -> None:
         created = utc_naive(item.created_at)
         stored = item.model_copy(update={"created_at": created.replace(tzinfo=UTC)})
-        data = stored.model_dump_json()
-        table = ItemRow.__table__
-        stmt = self._insert(table).values(
-            id=item.id,
-            thread_id=thread_id,
-            user_id=context.user_id,
-            type=item.type,
-            created_at=created,
-            data=data,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={"data": data, "type": item.type},
-            # Never let an id, however it was obtained, overwrite someone else's row.
-            where=and_(table.c.user_id == context.user_id, table.c.thread_id == thread_id),
-        )
+        row = {
+            "id": item.id,
+            "thread_id": thread_id,
+            "user_id": context.user_id,
+            "type": item.type,
+            "created_at": created,
+            "data": stored.model_dump_json(),
+        }
+        touch = {"thread_id": thread_id, "owner_id": context.user_id, "updated_at": utcnow()}
         async with self._write() as conn:
             # Writing the thread first both checks ownership and takes SQLite's write
             # lock up front, so the transaction never has to upgrade a read lock.
-            bumped = await conn.execute(
-                update(ThreadRow)
-                .where(ThreadRow.id == thread_id, ThreadRow.user_id == context.user_id)
-                .values(updated_at=utcnow())
-            )
+            bumped = await conn.execute(self._sql.touch_thread, touch)
             if bumped.rowcount == 0:
                 raise NotFoundError(f"Thread {thread_id} not found")
-            await conn.execute(stmt)
+            await conn.execute(self._sql.save_item, row)
 
     async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
         async with self.engine.connect() as conn:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..context import RequestContext
 from ..db import dialect_insert, utcnow
 from ..errors import Conflict, TooManyRequests
+from .statements import run_statements
 from .tables import IdempotencyKeyRow, RateWindowRow, UsageRow
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -33,6 +34,7 @@ class Limits:
         self.engine = engine
         self.messages_per_minute = messages_per_minute
         self.daily_token_budget = daily_token_budget
+        self._sql = run_statements(engine.dialect.name)
 
     async def remember_key(self, key: str, ctx: RequestContext, conn: AsyncConnection) -> None:
         """Record an Idempotency-Key; 409 `duplicate_request` if the user sent it in 24 h."""
@@ -65,14 +67,11 @@ class Limits:
         """
         now = utcnow()
         window = now.replace(second=0, microsecond=0)
-        table = RateWindowRow.__table__
-        upsert = dialect_insert(self.engine, table).values(
-            user_id=ctx.user_id, window_start=window, count=1
-        )
-        stmt = upsert.on_conflict_do_update(
-            index_elements=["user_id", "window_start"], set_={"count": table.c.count + 1}
-        ).returning(table.c.count)
-        count = (await conn.execute(stmt)).scalar_one()
+        count = (
+            await conn.execute(
+                self._sql.count_message, {"user_id": ctx.user_id, "window_start": window}
+            )
+        ).scalar_one()
         if count == 1:
             # First message of a new window: drop this user's old windows.
             await conn.execute(

@@ -18,19 +18,21 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
-from ..db import dialect_insert, utcnow
+from ..db import utcnow
 from ..errors import Conflict, TooManyRequests
 from .lease import Lease
+from .statements import run_statements
 from .tables import ActiveRunRow
-from .usage import insert_usage
 
 log = logging.getLogger(__name__)
 
 IN_PROGRESS = "a response is already in progress"
+# Taken first in a PostgreSQL admission (see acquire).
+_USER_ADMISSION_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:u))")
 
 
 def instance_name() -> str:
@@ -58,6 +60,7 @@ class RunRegistry:
         self._local: dict[str, Lease] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._sqlite_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._sql = run_statements(engine.dialect.name)
 
     async def acquire(
         self,
@@ -79,34 +82,24 @@ class RunRegistry:
         async with lock, self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":
                 # Serialises one user's admissions so the concurrency count cannot race.
-                await conn.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": ctx.user_id}
-                )
+                await conn.execute(_USER_ADMISSION_LOCK, {"u": ctx.user_id})
             running = await conn.scalar(
-                select(func.count()).where(
-                    ActiveRunRow.user_id == ctx.user_id, ActiveRunRow.heartbeat_at >= fresh
-                )
+                self._sql.count_runs, {"user_id": ctx.user_id, "fresh": fresh}
             )
-            row = {
-                "thread_id": thread_id,
-                "run_id": lease.run_id,
-                "user_id": ctx.user_id,
-                "instance": self.instance,
-                "started_at": now,
-                "heartbeat_at": now,
-                "stop_requested": False,
-            }
-            table = ActiveRunRow.__table__
             # Inserted, or taken over from a crashed worker (its heartbeat is stale); a
             # live run's row is left alone and nothing is written.
             inserted = await conn.execute(
-                dialect_insert(self.engine, table)
-                .values(**row)
-                .on_conflict_do_update(
-                    index_elements=["thread_id"],
-                    set_={k: v for k, v in row.items() if k != "thread_id"},
-                    where=table.c.heartbeat_at < fresh,
-                )
+                self._sql.take_lock,
+                {
+                    "thread_id": thread_id,
+                    "run_id": lease.run_id,
+                    "user_id": ctx.user_id,
+                    "instance": self.instance,
+                    "started_at": now,
+                    "heartbeat_at": now,
+                    "stop_requested": False,
+                    "fresh": fresh,
+                },
             )
             if inserted.rowcount == 0:
                 raise Conflict(IN_PROGRESS, code="run_in_progress")
@@ -135,18 +128,17 @@ class RunRegistry:
         if usage is not None:
             try:
                 async with self.engine.begin() as conn:
-                    await insert_usage(conn, usage)
-                    await self._delete(conn, lease)
+                    await conn.execute(self._sql.insert_usage, usage)
+                    await self._drop_lock(conn, lease)
                 return
             except Exception:
                 # Losing one usage row must not keep the thread locked.
                 log.exception("could not record usage")
         async with self.engine.begin() as conn:
-            await self._delete(conn, lease)
+            await self._drop_lock(conn, lease)
 
-    @staticmethod
-    async def _delete(conn: AsyncConnection, lease: Lease) -> None:
-        await conn.execute(delete(ActiveRunRow).where(ActiveRunRow.run_id == lease.run_id))
+    async def _drop_lock(self, conn: AsyncConnection, lease: Lease) -> None:
+        await conn.execute(self._sql.drop_lock, {"run_id": lease.run_id})
 
     async def request_stop(self, thread_id: str, ctx: RequestContext) -> bool:
         """Ask the thread's active run to stop, wherever it runs; False if none is active."""
@@ -175,11 +167,7 @@ class RunRegistry:
                 break
             try:
                 async with self.engine.begin() as conn:
-                    stopped = await conn.scalars(
-                        select(ActiveRunRow.run_id).where(
-                            and_(ActiveRunRow.run_id.in_(run_ids), ActiveRunRow.stop_requested)
-                        )
-                    )
+                    stopped = await conn.scalars(self._sql.stop_requested, {"run_ids": run_ids})
                     for run_id in stopped:
                         lease = self._local.get(run_id)
                         if lease is not None and lease.task is not None:
@@ -188,9 +176,7 @@ class RunRegistry:
                     if now - last_beat >= self.heartbeat_interval:
                         last_beat = now
                         await conn.execute(
-                            update(ActiveRunRow)
-                            .where(ActiveRunRow.run_id.in_(run_ids))
-                            .values(heartbeat_at=utcnow())
+                            self._sql.heartbeat, {"run_ids": run_ids, "heartbeat_at": utcnow()}
                         )
             except Exception:
                 # A database hiccup must not kill the watcher of every run.

@@ -7,13 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..auth import current_context
 from ..context import RequestContext
 from ..db import utcnow
 from ..deps import get_engine
+from .statements import run_statements
 from .tables import UsageRow
 
 
@@ -32,13 +33,9 @@ def usage_row(usage: RunUsage) -> dict[str, object]:
     return {**usage.model_dump(), "created_at": utcnow()}
 
 
-async def insert_usage(conn: AsyncConnection, row: dict[str, object]) -> None:
-    await conn.execute(insert(UsageRow).values(**row))
-
-
 async def record_usage(engine: AsyncEngine, usage: RunUsage) -> None:
     async with engine.begin() as conn:
-        await insert_usage(conn, usage_row(usage))
+        await conn.execute(run_statements(engine.dialect.name).insert_usage, usage_row(usage))
 
 
 class UsageTotals(BaseModel):

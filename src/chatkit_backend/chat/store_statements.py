@@ -1,0 +1,86 @@
+"""The statements of the store's hot paths, built once per database dialect.
+
+Every turn saves a thread, writes items and reads a page of them; a statement built
+anew each time costs SQLAlchemy about 0.2 ms to build and key, more than SQLite takes
+to run it (db.insert_params). These are built once and executed with a dict of values;
+the names of their bind parameters are the dict's keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Integer, Select, Update, and_, bindparam, select, update
+
+from ..db import Insert, insert_params
+from .tables import ItemRow, ThreadRow
+
+THREAD_COLUMNS = ("id", "user_id", "title", "created_at", "updated_at", "data")
+ITEM_COLUMNS = ("id", "thread_id", "user_id", "type", "created_at", "data")
+
+
+@dataclass(frozen=True)
+class StoreStatements:
+    # thread_id, owner_id
+    load_thread: Select[Any]
+    # THREAD_COLUMNS; updates title, data and updated_at of the user's own thread only
+    save_thread: Insert
+    # thread_id, owner_id, updated_at
+    touch_thread: Update
+    # ITEM_COLUMNS; updates data and type of an item of that same user and thread only
+    save_item: Insert
+    # thread_id, user_id, limit (the first page of a thread's items, either order)
+    items_desc: Select[Any]
+    items_asc: Select[Any]
+    # user_id, limit (the first page of a user's threads, either order)
+    threads_desc: Select[Any]
+    threads_asc: Select[Any]
+
+
+@cache
+def store_statements(dialect: str) -> StoreStatements:
+    threads, items = ThreadRow.__table__.c, ItemRow.__table__.c
+
+    save_thread = insert_params(dialect, ThreadRow.__table__, THREAD_COLUMNS)
+    save_thread = save_thread.on_conflict_do_update(
+        index_elements=["id"],
+        set_={
+            "title": save_thread.excluded.title,
+            "data": save_thread.excluded.data,
+            "updated_at": save_thread.excluded.updated_at,
+        },
+        where=threads.user_id == save_thread.excluded.user_id,
+    )
+
+    save_item = insert_params(dialect, ItemRow.__table__, ITEM_COLUMNS)
+    save_item = save_item.on_conflict_do_update(
+        index_elements=["id"],
+        set_={"data": save_item.excluded.data, "type": save_item.excluded.type},
+        # Never let an id, however it was obtained, overwrite someone else's row.
+        where=and_(
+            items.user_id == save_item.excluded.user_id,
+            items.thread_id == save_item.excluded.thread_id,
+        ),
+    )
+
+    # (An UPDATE reserves its table's column names for its SET values: hence `owner_id`.)
+    thread_of = and_(threads.id == bindparam("thread_id"), threads.user_id == bindparam("owner_id"))
+    thread_items = select(items.id, items.data).where(
+        items.thread_id == bindparam("thread_id"), items.user_id == bindparam("user_id")
+    )
+    user_threads = select(threads.id, threads.data).where(threads.user_id == bindparam("user_id"))
+    limit = bindparam("limit", type_=Integer)
+    return StoreStatements(
+        load_thread=select(threads.data).where(thread_of),
+        save_thread=save_thread,
+        touch_thread=update(ThreadRow).where(thread_of).values(updated_at=bindparam("updated_at")),
+        save_item=save_item,
+        items_desc=thread_items.order_by(items.created_at.desc(), items.seq.desc()).limit(limit),
+        items_asc=thread_items.order_by(items.created_at, items.seq).limit(limit),
+        threads_desc=user_threads.order_by(threads.created_at.desc(), threads.seq.desc()).limit(
+            limit
+        ),
+        threads_asc=user_threads.order_by(threads.created_at, threads.seq).limit(limit),
+    )
