@@ -42,10 +42,15 @@ def clean_env(**extra: str) -> dict[str, str]:
     )
 
 
-def ours_env(database_url: str, provider_url: str) -> dict[str, str]:
+# Our server's two routes to an OpenAI-compatible provider (agent/models.py).
+OPENAI_ROUTE = "openai/bench"
+LITELLM_ROUTE = "litellm/openai/bench"
+
+
+def ours_env(database_url: str, provider_url: str, model: str = OPENAI_ROUTE) -> dict[str, str]:
     return clean_env(
         DATABASE_URL=database_url,
-        MODEL="openai/bench",
+        MODEL=model,
         MODEL_API_BASE=provider_url,
         MODEL_API_KEY="x",
         RATE_LIMIT_MESSAGES_PER_MINUTE=UNLIMITED,
@@ -122,11 +127,13 @@ class Server:
             proc.wait(timeout=10)
 
 
-def ours(name: str, database_url: str, provider_url: str, workdir: Path) -> Server:
+def ours(
+    name: str, database_url: str, provider_url: str, workdir: Path, model: str = OPENAI_ROUTE
+) -> Server:
     return Server(
         name,
         [str(VENV_BIN / "chatkit-backend"), "serve", "--port", "{port}"],
-        ours_env(database_url, provider_url),
+        ours_env(database_url, provider_url, model),
         workdir,
         workdir / f"{name}.log",
     )

@@ -31,8 +31,16 @@ from .client import Connection, Response, create_body, stream_ok, user_input
 from .profile import process_cpu, report, summarize, thread_cpu
 
 RESULTS_DIR = procs.ROOT / "bench" / "results"
-A, B, C, D = "a", "b", "c", "d"
-LABELS = {A: "(a) SQLite", B: "(b) PostgreSQL", C: "(c) reference", D: "(d) ceiling"}
+A, B, C, D, E = "a", "b", "c", "d", "e"
+LABELS = {
+    A: "(a) SQLite",
+    B: "(b) PostgreSQL",
+    C: "(c) reference",
+    D: "(d) ceiling",
+    # (a) with MODEL=litellm/openai/bench: the route Gemini, Anthropic and any
+    # `litellm/` model take; the overhead section only.
+    E: "(e) SQLite, LiteLLM",
+}
 
 
 @dataclass(frozen=True)
@@ -177,9 +185,10 @@ class Bench:
 
     def server(self, key: str, database_url: str | None = None, tag: str = "") -> procs.Server:
         name = f"{key}{tag}"
-        if key in (A, B):
+        if key in (A, B, E):
             assert database_url is not None
-            srv = procs.ours(name, database_url, self.prov.base_url, self.workdir)
+            model = procs.LITELLM_ROUTE if key == E else procs.OPENAI_ROUTE
+            srv = procs.ours(name, database_url, self.prov.base_url, self.workdir, model)
         elif key == C:
             srv = procs.reference(self.prov.base_url, self.workdir)
         else:
@@ -210,7 +219,8 @@ class Bench:
     async def overhead(self, databases: dict[str, str]) -> None:
         s = self.sizes
         self.prov.mode("overhead")
-        servers = {k: self.server(k, databases.get(k)) for k in self.keys() if k != D}
+        keys = [k for k in self.keys() if k != D] + [E]
+        servers = {k: self.server(k, databases.get(k)) for k in keys}
         for key, srv in servers.items():
             seconds = await srv.start()
             self.log(f"{LABELS[key]} up in {seconds:.2f}s on :{srv.port}")
@@ -226,7 +236,7 @@ class Bench:
         self.put("overhead", "events per turn", A, self.ceiling_shape[0])
         self.put("overhead", "bytes per event", A, self.ceiling_shape[1])
 
-        order = [k for k in (A, C, B, D) if k in servers]
+        order = [k for k in (A, C, E, B, D) if k in servers]
         seq = {k: Timings() for k in order}
         conc = {k: Timings() for k in order}
         for round_no in range(s.rounds):
@@ -262,7 +272,7 @@ class Bench:
         for srv in servers.values():
             srv.stop()
         if self.profile:
-            for key in (A, C):
+            for key in (A, C, E):
                 await self.profile_one(key, servers[key])
 
     async def profile_one(self, key: str, plain: procs.Server) -> None:
@@ -291,7 +301,7 @@ class Bench:
             "cpu_ms_per_turn"
         )
         scale = plain / sum(cpu.values()) if plain and sum(cpu.values()) else 1.0
-        marker = "chatkit_backend/" if key in (A, B) else "(main.py)"
+        marker = "chatkit_backend/" if key in (A, B, E) else "(main.py)"
         self.profile_lines += report(LABELS[key], summarize(out, turns + warm, marker), scale)
         self.profile_lines.append("")
         self.put("profile", "cpu_ms_per_turn_by_thread", key, cpu)
@@ -504,7 +514,10 @@ class Bench:
                 self.pg_reason = await procs.postgres_available()
                 if self.pg_reason:
                     self.notes.append(f"PostgreSQL skipped: {self.pg_reason}")
-                databases = {A: f"sqlite:///{self.workdir / 'overhead.db'}"}
+                databases = {
+                    A: f"sqlite:///{self.workdir / 'overhead.db'}",
+                    E: f"sqlite:///{self.workdir / 'overhead-litellm.db'}",
+                }
                 if self.pg_reason is None:
                     databases[B] = await self.pg_url()
                 if "overhead" in sections:
@@ -540,18 +553,19 @@ def _ratio(x: Any, y: Any) -> str:
         return ""
 
 
+RATIOS = ((A, C), (B, C), (A, D), (E, C))
+NO_RATIOS = [""] * len(RATIOS)
+
+
 def _ratios(values: dict[str, Any]) -> list[str]:
-    """The a/c, b/c and a/d cells of a row."""
-    return [
-        _ratio(values[A], values[C]),
-        _ratio(values[B], values[C]),
-        _ratio(values[A], values[D]),
-    ]
+    """The a/c, b/c, a/d and e/c cells of a row."""
+    return [_ratio(values[x], values[y]) for x, y in RATIOS]
 
 
 def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
     rows: list[list[str]] = []
-    header = ["section", "metric", *LABELS.values(), "a/c", "b/c", "a/d", "target (issue 6)"]
+    ratios = [f"{x}/{y}" for x, y in RATIOS]
+    header = ["section", "metric", *LABELS.values(), *ratios, "target (issue 6)"]
     rows.append(header)
 
     def get(section: str, metric: str, key: str) -> Any:
@@ -599,7 +613,7 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
                 rows.append(
                     ["overhead", f"{label}: errors"]
                     + [_f(errors[k]) for k in LABELS]
-                    + ["", "", "", ""]
+                    + [*NO_RATIOS, ""]
                 )
 
     if results.get("concurrency"):
@@ -609,7 +623,7 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
         rows.append(
             ["concurrency", f"{sizes.streams} streams (20 ms chunks): errors"]
             + [_f(errors[k]) for k in LABELS]
-            + ["", "", "", f"0 errors: {'yes' if ok else 'NO'}"]
+            + [*NO_RATIOS, f"0 errors: {'yes' if ok else 'NO'}"]
         )
         for what, name in (("ttfb", "first byte"), ("end", "end of stream")):
             rows.append(
@@ -621,12 +635,12 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
                     else "-"
                     for k in LABELS
                 ]
-                + ["", "", "", ""]
+                + [*NO_RATIOS, ""]
             )
         rows.append(
             ["concurrency", "  peak RSS MB"]
             + [_f(data[k].get("peak_rss_mb"), 0) for k in LABELS]
-            + ["", "", "", ""]
+            + [*NO_RATIOS, ""]
         )
 
     store = results.get("store", {})
@@ -652,9 +666,7 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
                     "store",
                     f"{name}, {label}",
                     *cells,
-                    "",
-                    "",
-                    "",
+                    *NO_RATIOS,
                     f"<=1.5x: {'yes' if worst <= 1.5 else 'NO'}" if worst else "",
                 ]
             )
@@ -670,9 +682,7 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
                 for k in LABELS
             ]
             + [
-                "",
-                "",
-                "",
+                *NO_RATIOS,
                 "<=10: "
                 + (
                     "yes"
@@ -692,7 +702,7 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
                 else "-"
                 for k in LABELS
             ]
-            + ["", "", "", ""]
+            + [*NO_RATIOS, ""]
         )
 
     if results.get("startup"):
