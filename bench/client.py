@@ -19,6 +19,10 @@ from typing import Any
 HOST = "127.0.0.1"
 
 
+# ChatKit's event for a piece of the assistant's reply text.
+TEXT_DELTA = b"assistant_message.content_part.text_delta"
+
+
 class HttpError(Exception):
     pass
 
@@ -32,11 +36,17 @@ class Response:
     first_byte: float | None  # ... when the first body byte arrived
     ended: float  # ... when the body was complete (or the client hung up)
     hung_up: bool = False
+    first_text: float | None = None  # ... when the first assistant text delta arrived
     _events: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def ttfb(self) -> float:
         return (self.first_byte or self.ended) - self.started
+
+    @property
+    def ttft(self) -> float | None:
+        """To the first piece of the assistant's text: what a user waits to see a reply."""
+        return None if self.first_text is None else self.first_text - self.started
 
     @property
     def total(self) -> float:
@@ -150,6 +160,7 @@ class Connection:
                 headers[name.strip().lower()] = value.strip()
         chunks: list[bytes] = []
         first_byte: float | None = None
+        first_text: float | None = None
         hung_up = False
         if "chunked" in headers.get("transfer-encoding", "").lower():
             seen = bytearray()
@@ -162,6 +173,10 @@ class Connection:
                 data = await reader.readexactly(size + 2)
                 if first_byte is None:
                     first_byte = time.perf_counter()
+                # (The tail of the previous chunk too: the marker may straddle two.)
+                tail = chunks[-1][-64:] if chunks else b""
+                if first_text is None and TEXT_DELTA in tail + data:
+                    first_text = time.perf_counter()
                 chunks.append(data[:-2])
                 if hang_up_when is not None:
                     seen += data[:-2]
@@ -176,7 +191,10 @@ class Connection:
         ended = time.perf_counter()
         if hung_up or headers.get("connection", "").lower() == "close":
             await self.close()
-        return Response(status, headers, b"".join(chunks), started, first_byte, ended, hung_up)
+        body_bytes = b"".join(chunks)
+        return Response(
+            status, headers, body_bytes, started, first_byte, ended, hung_up, first_text
+        )
 
     async def post_json(self, path: str, payload: Any, **kwargs: Any) -> Response:
         return await self.request("POST", path, json.dumps(payload).encode(), **kwargs)

@@ -73,6 +73,7 @@ def pct(values: Sequence[float], q: float) -> float:
 @dataclass
 class Timings:
     ttfb: list[float] = field(default_factory=list)
+    ttft: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
     turns: int = 0
     errors: int = 0
@@ -88,6 +89,8 @@ class Timings:
                 self.errors += 1
                 continue
             self.ttfb.append(r.ttfb)
+            if r.ttft is not None:
+                self.ttft.append(r.ttft)
             self.total.append(r.total)
 
     @property
@@ -99,6 +102,8 @@ class Timings:
             "turns_per_s": self.rate,
             "ttfb_p50_ms": pct(self.ttfb, 0.5) * 1000,
             "ttfb_p99_ms": pct(self.ttfb, 0.99) * 1000,
+            "ttft_p50_ms": pct(self.ttft, 0.5) * 1000,
+            "ttft_p99_ms": pct(self.ttft, 0.99) * 1000,
             "end_p50_ms": pct(self.total, 0.5) * 1000,
             "end_p99_ms": pct(self.total, 0.99) * 1000,
             "cpu_ms_per_turn": self.cpu / max(1, self.turns) * 1000,
@@ -548,9 +553,10 @@ def _f(value: Any, digits: int = 1) -> str:
 
 def _ratio(x: Any, y: Any) -> str:
     try:
-        return f"{x / y:.2f}"
+        ratio = x / y
     except (TypeError, ZeroDivisionError):
         return ""
+    return "" if math.isnan(ratio) else f"{ratio:.2f}"
 
 
 RATIOS = ((A, C), (B, C), (A, D), (E, C))
@@ -591,7 +597,11 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
                 + [_f(rate[k]) for k in LABELS]
                 + [*_ratios(rate), target]
             )
-            for what, name in (("ttfb", "first byte"), ("end", "end of stream")):
+            for what, name in (
+                ("ttfb", "first byte"),
+                ("ttft", "first text"),
+                ("end", "end of stream"),
+            ):
                 p50 = {k: val(k, f"{what}_p50_ms") for k in LABELS}
                 p99 = {k: val(k, f"{what}_p99_ms") for k in LABELS}
                 rows.append(
@@ -625,7 +635,11 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
             + [_f(errors[k]) for k in LABELS]
             + [*NO_RATIOS, f"0 errors: {'yes' if ok else 'NO'}"]
         )
-        for what, name in (("ttfb", "first byte"), ("end", "end of stream")):
+        for what, name in (
+            ("ttfb", "first byte"),
+            ("ttft", "first text"),
+            ("end", "end of stream"),
+        ):
             rows.append(
                 ["concurrency", f"  {name} p50 / p99 ms"]
                 + [
