@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 from chatkit.store import NotFoundError, Store, StoreItemType
@@ -46,6 +46,7 @@ from .store_statements import store_statements
 from .tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 
 MAX_PAGE_SIZE = 100
+T = TypeVar("T")
 
 _ID_PREFIXES: dict[str, str] = {
     "thread": "thr",
@@ -92,6 +93,17 @@ def _from_just_read(thread_id: str, limit: int) -> Page[ThreadItem] | None:
 
 _item_adapter: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
 _attachment_adapter: TypeAdapter[Attachment] = TypeAdapter(Attachment)
+
+
+def _page(rows: Sequence[Row[str, str]], limit: int, parse: Callable[[str], T]) -> Page[T]:
+    """A page of `limit` from `limit + 1` (id, data) rows, newest-first or oldest-first."""
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(
+        data=[parse(row.data) for row in rows],
+        has_more=has_more,
+        after=rows[-1].id if has_more else None,
+    )
 
 
 def new_id(kind: str) -> str:
@@ -191,14 +203,7 @@ class SQLStore(Store[RequestContext]):
         self, limit: int, after: str | None, order: str, context: RequestContext
     ) -> Page[ThreadMetadata]:
         limit = clamp_limit(limit)
-        if not after:
-            first_page = self._sql.threads_desc if order == "desc" else self._sql.threads_asc
-            async with self.engine.connect() as conn:
-                rows = (
-                    await conn.execute(first_page, {"user_id": context.user_id, "limit": limit + 1})
-                ).all()
-            return self._thread_page(rows, limit)
-        query = select(ThreadRow.id, ThreadRow.data).where(ThreadRow.user_id == context.user_id)
+        query = self._sql.threads_desc if order == "desc" else self._sql.threads_asc
         async with self.engine.connect() as conn:
             if after:
                 cursor = (
@@ -213,23 +218,9 @@ class SQLStore(Store[RequestContext]):
                 query = query.where(
                     _after_cursor(ThreadRow.created_at, ThreadRow.seq, *cursor, order)
                 )
-            if order == "desc":
-                query = query.order_by(ThreadRow.created_at.desc(), ThreadRow.seq.desc())
-            else:
-                query = query.order_by(ThreadRow.created_at, ThreadRow.seq)
-            rows = (await conn.execute(query.limit(limit + 1))).all()
-        return self._thread_page(rows, limit)
-
-    @staticmethod
-    def _thread_page(rows: Sequence[Row[str, str]], limit: int) -> Page[ThreadMetadata]:
-        """A page of `limit` threads from `limit + 1` (id, data) rows."""
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(
-            data=[ThreadMetadata.model_validate_json(row.data) for row in rows],
-            has_more=has_more,
-            after=rows[-1].id if has_more else None,
-        )
+            params = {"user_id": context.user_id, "limit": limit + 1}
+            rows = (await conn.execute(query, params)).all()
+        return _page(rows, limit, ThreadMetadata.model_validate_json)
 
     async def delete_thread(self, thread_id: str, context: RequestContext) -> None:
         uid = context.user_id
@@ -258,14 +249,8 @@ class SQLStore(Store[RequestContext]):
         limit = clamp_limit(limit)
         if after is None and order == "desc" and (page := _from_just_read(thread_id, limit)):
             return page
-        if not after:
-            first_page = self._sql.items_desc if order == "desc" else self._sql.items_asc
-            params = {"thread_id": thread_id, "user_id": context.user_id, "limit": limit + 1}
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(first_page, params)).all()
-            return self._item_page(rows, limit)
         scope = (ItemRow.thread_id == thread_id, ItemRow.user_id == context.user_id)
-        query = select(ItemRow.id, ItemRow.data).where(*scope)
+        query = self._sql.items_desc if order == "desc" else self._sql.items_asc
         async with self.engine.connect() as conn:
             if after:
                 cursor = (
@@ -276,23 +261,9 @@ class SQLStore(Store[RequestContext]):
                 if cursor is None:
                     raise NotFoundError(f"Item {after} not found")
                 query = query.where(_after_cursor(ItemRow.created_at, ItemRow.seq, *cursor, order))
-            if order == "desc":
-                query = query.order_by(ItemRow.created_at.desc(), ItemRow.seq.desc())
-            else:
-                query = query.order_by(ItemRow.created_at, ItemRow.seq)
-            rows = (await conn.execute(query.limit(limit + 1))).all()
-        return self._item_page(rows, limit)
-
-    @staticmethod
-    def _item_page(rows: Sequence[Row[str, str]], limit: int) -> Page[ThreadItem]:
-        """A page of `limit` items from `limit + 1` (id, data) rows."""
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(
-            data=[_item_adapter.validate_json(row.data) for row in rows],
-            has_more=has_more,
-            after=rows[-1].id if has_more else None,
-        )
+            params = {"thread_id": thread_id, "user_id": context.user_id, "limit": limit + 1}
+            rows = (await conn.execute(query, params)).all()
+        return _page(rows, limit, _item_adapter.validate_json)
 
     async def add_thread_item(
         self, thread_id: str, item: ThreadItem, context: RequestContext
