@@ -10,7 +10,9 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
+
+from chatkit_backend.web.routes import CHATKIT_CDN, CHATKIT_ORIGIN
 
 from ..live import ChatKitClient
 from ..scripted_provider import Call, Malformed, ScriptedProvider, Text, ToolCalls
@@ -516,3 +518,53 @@ async def test_a_stale_widgets_button_keeps_the_scroll_position(
     after = await row.evaluate("r => r.getBoundingClientRect().top")
     assert abs(after - before) < 1, f"the view moved from {before} to {after}"
     await expect(row).to_be_in_viewport()
+
+
+# Stands in for OpenAI's CDN, which tests cannot reach: a loader shaped like the real one
+# (a custom element whose shadow root holds an inline <style> and an iframe from the CDN, and
+# which makes the API calls through the page's `api.fetch`).
+CHATKIT_STAND_IN = """
+customElements.define('openai-chatkit', class extends HTMLElement {
+  connectedCallback() {
+    const shadow = this.attachShadow({ mode: 'open' });
+    const style = document.createElement('style');
+    style.textContent = ':host { display: block } iframe { border: 0; width: 100%; height: 100% }';
+    const frame = document.createElement('iframe');
+    frame.src = 'CDN_ORIGIN/deployments/chatkit/index-test.html';
+    shadow.append(style, frame);
+  }
+  async setOptions(options) {
+    const body = JSON.stringify({ type: 'threads.list', params: { limit: 5, order: 'desc' } });
+    const res = await options.api.fetch(options.api.url, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body,
+    });
+    this.dataset.status = String(res.status);
+  }
+});
+"""
+
+
+async def test_chatkit_js_runs_the_cdn_component_under_its_policy(
+    web: WebPage, web_url: str
+) -> None:
+    async def cdn(route: Route) -> None:
+        if route.request.url == CHATKIT_CDN:
+            await route.fulfill(
+                content_type="text/javascript",
+                body=CHATKIT_STAND_IN.replace("CDN_ORIGIN", CHATKIT_ORIGIN),
+            )
+        else:
+            await route.fulfill(content_type="text/html", body="<p id=inside>ChatKit frame</p>")
+
+    await web.page.route(f"{CHATKIT_ORIGIN}/**", cdn)
+    await web.page.add_init_script(
+        """window.__blocked = [];
+        document.addEventListener('securitypolicyviolation',
+            (e) => window.__blocked.push(`${e.violatedDirective} ${e.blockedURI}`));"""
+    )
+    await web.page.goto(web_url + "/chatkit-js")
+    chatkit = web.page.locator("#chatkit")
+    await expect(chatkit).to_have_attribute("data-status", "200")
+    frame = web.page.frame_locator("#chatkit iframe")
+    await expect(frame.locator("#inside")).to_have_text("ChatKit frame")
+    assert await web.page.evaluate("() => window.__blocked") == []
