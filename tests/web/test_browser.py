@@ -567,4 +567,15 @@ async def test_chatkit_js_runs_the_cdn_component_under_its_policy(
     await expect(chatkit).to_have_attribute("data-status", "200")
     frame = web.page.frame_locator("#chatkit iframe")
     await expect(frame.locator("#inside")).to_have_text("ChatKit frame")
+    await expect(web.page.locator("#unavailable")).to_be_hidden()
     assert await web.page.evaluate("() => window.__blocked") == []
+
+
+async def test_chatkit_js_says_so_when_the_cdn_is_out_of_reach(web: WebPage, web_url: str) -> None:
+    web.allowed_errors.append("Failed to load resource")
+    await web.page.route(f"{CHATKIT_ORIGIN}/**", lambda route: route.abort("internetdisconnected"))
+    await web.page.goto(web_url + "/chatkit-js")
+    unavailable = web.page.locator("#unavailable")
+    await expect(unavailable).to_be_visible()
+    await expect(unavailable).to_contain_text("needs internet access")
+    await expect(unavailable.get_by_role("link")).to_have_attribute("href", "/")

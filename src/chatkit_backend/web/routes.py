@@ -119,6 +119,9 @@ _CHATKIT_JS_PAGE = """<!doctype html>
 <script type="module" src="/web/chatkit-js.js"></script>
 </head>
 <body>
+<p class="unavailable" id="unavailable" hidden>OpenAI's ChatKit UI could not be loaded from
+cdn.platform.openai.com: it needs internet access. <a href="/">The built-in page</a> works
+without it.</p>
 <openai-chatkit id="chatkit"></openai-chatkit>
 </body>
 </html>
