@@ -66,8 +66,22 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
+def wait_until_ready(url: str) -> None:
+    """Until the server has loaded its chat machinery (seconds on a busy machine).
+
+    A chat request made before then waits for the load; a page test would spend that wait
+    out of its first expectation's time, and fail on a loaded machine for no fault of the page.
+    """
+    deadline = time.monotonic() + 120
+    while httpx.get(url + "/health/ready").status_code != 200:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test server did not get ready")
+        time.sleep(0.05)
+
+
 def start_server(tmp_path: Path, provider: ScriptedProvider, **extra: Any) -> Iterator[str]:
     with live_server(scripted_settings(sqlite_url(tmp_path), provider, **extra)) as url:
+        wait_until_ready(url)
         yield url
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
+
+from chatkit_backend.web.routes import CHATKIT_CDN, CHATKIT_ORIGIN
 
 from ..live import ChatKitClient
 from ..scripted_provider import Call, Malformed, ScriptedProvider, Text, ToolCalls
@@ -388,3 +390,192 @@ async def test_the_markdown_renderer_only_builds_whitelisted_elements(web: WebPa
         [source for source, _ in MARKDOWN_CASES],
     )
     assert rendered == [html for _, html in MARKDOWN_CASES]
+
+
+async def two_threads(provider: ScriptedProvider, web_url: str) -> tuple[str, str]:
+    client = ChatKitClient(web_url)
+    try:
+        ids = []
+        for name in ("first", "second"):
+            provider.enqueue(Text(f"answer to {name}"))
+            thread_id, _ = await client.create_thread(name)
+            ids.append(thread_id)
+    finally:
+        await client.aclose()
+    return ids[0], ids[1]
+
+
+async def open_entry(web: WebPage, thread_id: str, user_text: str) -> None:
+    await web.testid("threads").locator(f'[data-thread-id="{thread_id}"]').click()
+    await expect(web.role("user")).to_have_text(user_text)
+
+
+async def test_a_delete_confirmation_belongs_to_its_thread_and_lapses(
+    web: WebPage, provider: ScriptedProvider, web_url: str
+) -> None:
+    first, second = await two_threads(provider, web_url)
+    # The page's clock stands still unless the test moves it: no question lapses by itself
+    # while the test checks that a view change drops it, and nothing waits on real time.
+    await web.page.clock.install()
+    await web.page.reload()
+    await web.page.clock.pause_at(time.time() + 1)
+    entries = web.testid("threads").locator("[data-thread-id]")
+    await expect(entries).to_have_count(2)
+    delete = web.testid("delete")
+
+    # Asked on the first thread, then the user opens the second: one click there only asks.
+    await open_entry(web, first, "first")
+    await delete.click()
+    await expect(delete).to_have_text("Delete?")
+    await open_entry(web, second, "second")
+    await expect(delete).to_have_text("Delete")
+    await delete.click()
+    await expect(delete).to_have_text("Delete?")
+    await expect(entries).to_have_count(2)
+
+    # A new chat drops the question too.
+    await web.testid("new-thread").click()
+    await open_entry(web, second, "second")
+    await expect(delete).to_have_text("Delete")
+    await delete.click()
+    await expect(delete).to_have_text("Delete?")
+    await expect(entries).to_have_count(2)
+
+    # Unanswered, the question lapses.
+    await delete.click()  # the armed confirmation from above: deletes the second thread
+    await expect(entries).to_have_count(1)
+    await open_entry(web, first, "first")
+    await delete.click()
+    await expect(delete).to_have_text("Delete?")
+    await web.page.clock.fast_forward(10_000)
+    await expect(delete).to_have_text("Delete")
+    await delete.click()
+    await expect(delete).to_have_text("Delete?")
+    await expect(entries).to_have_count(1)
+
+    client = ChatKitClient(web_url)
+    try:
+        listed = await client.call("threads.list", limit=10, order="desc")
+        assert [thread["id"] for thread in listed["data"]] == [first]
+    finally:
+        await client.aclose()
+
+
+async def test_rename_leaves_no_button_lit_under_the_resting_pointer(
+    web: WebPage, provider: ScriptedProvider, web_url: str
+) -> None:
+    first, _ = await two_threads(provider, web_url)
+    await web.page.reload()
+    await open_entry(web, first, "first")
+    rename = web.testid("rename")
+    quiet = await rename.evaluate("b => getComputedStyle(b).backgroundColor")
+
+    await rename.click()
+    await web.page.locator("#rename-input").fill("Groceries")
+    await web.page.locator("#rename-input").press("Enter")
+    await expect(web.page.locator("#thread-title")).to_have_text("Groceries")
+    # The button comes back under the pointer that clicked it; the browser counts it as
+    # hovered, but the user did not point at it: it must look like its neighbour.
+    await web.page.wait_for_function(
+        "() => document.querySelector('[data-testid=rename]').matches(':hover')"
+    )
+    assert await rename.evaluate("b => getComputedStyle(b).backgroundColor") == quiet
+    assert not await rename.evaluate("b => b.matches(':focus')")
+
+    # Once the pointer moves, hovering lights it up again.
+    box = await rename.bounding_box()
+    assert box is not None
+    await web.page.mouse.move(box["x"] + 5, box["y"] + 5)
+    await expect(rename).not_to_have_css("background-color", quiet)
+
+
+async def test_a_stale_widgets_button_keeps_the_scroll_position(
+    web: WebPage, provider: ScriptedProvider, rest: httpx.AsyncClient
+) -> None:
+    created = await rest.post("/api/tasks", json={"title": "Buy oat milk"})
+    assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+    provider.enqueue(ToolCalls([Call("list_tasks", {"status": "all"})]), Text("Your tasks:"))
+    await web.send("show my tasks")
+    row = web.role("widget").locator(f'[data-key="task-{task_id}"]')
+    await expect(row).to_contain_text("Buy oat milk")
+    long_reply = "\n\n".join(f"Paragraph {n} of a long answer." for n in range(40))
+    for n in range(2):
+        provider.enqueue(Text(long_reply))
+        await web.send(f"tell me more {n}")
+        await expect(web.role("assistant").last).to_contain_text("Paragraph 39")
+    await expect(web.testid("stop")).to_be_hidden()
+
+    # The user scrolls back up to the widget, far from the bottom, and clicks Done.
+    await row.scroll_into_view_if_needed()
+    scroller = web.page.locator("#scroller")
+    gap = await scroller.evaluate("s => s.scrollHeight - s.scrollTop - s.clientHeight")
+    assert gap > 400
+    before = await row.evaluate("r => r.getBoundingClientRect().top")
+    await row.get_by_role("button", name="Done").click()
+    await expect(row.get_by_role("button", name="Reopen")).to_be_visible()
+    await expect(web.testid("stop")).to_be_hidden()
+    after = await row.evaluate("r => r.getBoundingClientRect().top")
+    assert abs(after - before) < 1, f"the view moved from {before} to {after}"
+    await expect(row).to_be_in_viewport()
+
+
+# Stands in for OpenAI's CDN, which tests cannot reach: a loader shaped like the real one
+# (a custom element whose shadow root holds an inline <style> and an iframe from the CDN, and
+# which makes the API calls through the page's `api.fetch`).
+CHATKIT_STAND_IN = """
+customElements.define('openai-chatkit', class extends HTMLElement {
+  connectedCallback() {
+    const shadow = this.attachShadow({ mode: 'open' });
+    const style = document.createElement('style');
+    style.textContent = ':host { display: block } iframe { border: 0; width: 100%; height: 100% }';
+    const frame = document.createElement('iframe');
+    frame.src = 'CDN_ORIGIN/deployments/chatkit/index-test.html';
+    shadow.append(style, frame);
+  }
+  async setOptions(options) {
+    const body = JSON.stringify({ type: 'threads.list', params: { limit: 5, order: 'desc' } });
+    const res = await options.api.fetch(options.api.url, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body,
+    });
+    this.dataset.status = String(res.status);
+  }
+});
+"""
+
+
+async def test_chatkit_js_runs_the_cdn_component_under_its_policy(
+    web: WebPage, web_url: str
+) -> None:
+    async def cdn(route: Route) -> None:
+        if route.request.url == CHATKIT_CDN:
+            await route.fulfill(
+                content_type="text/javascript",
+                body=CHATKIT_STAND_IN.replace("CDN_ORIGIN", CHATKIT_ORIGIN),
+            )
+        else:
+            await route.fulfill(content_type="text/html", body="<p id=inside>ChatKit frame</p>")
+
+    await web.page.route(f"{CHATKIT_ORIGIN}/**", cdn)
+    await web.page.add_init_script(
+        """window.__blocked = [];
+        document.addEventListener('securitypolicyviolation',
+            (e) => window.__blocked.push(`${e.violatedDirective} ${e.blockedURI}`));"""
+    )
+    await web.page.goto(web_url + "/chatkit-js")
+    chatkit = web.page.locator("#chatkit")
+    await expect(chatkit).to_have_attribute("data-status", "200")
+    frame = web.page.frame_locator("#chatkit iframe")
+    await expect(frame.locator("#inside")).to_have_text("ChatKit frame")
+    await expect(web.page.locator("#unavailable")).to_be_hidden()
+    assert await web.page.evaluate("() => window.__blocked") == []
+
+
+async def test_chatkit_js_says_so_when_the_cdn_is_out_of_reach(web: WebPage, web_url: str) -> None:
+    web.allowed_errors.append("Failed to load resource")
+    await web.page.route(f"{CHATKIT_ORIGIN}/**", lambda route: route.abort("internetdisconnected"))
+    await web.page.goto(web_url + "/chatkit-js")
+    unavailable = web.page.locator("#unavailable")
+    await expect(unavailable).to_be_visible()
+    await expect(unavailable).to_contain_text("needs internet access")
+    await expect(unavailable.get_by_role("link")).to_have_attribute("href", "/")

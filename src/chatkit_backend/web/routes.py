@@ -18,29 +18,58 @@ from ..config import Settings
 from ..deps import get_settings
 from ..errors import NotFound
 
+CHATKIT_ORIGIN = "https://cdn.platform.openai.com"
+CHATKIT_CDN = f"{CHATKIT_ORIGIN}/deployments/chatkit/chatkit.js"
+
+# Nothing either page loads comes from elsewhere, nothing may frame them, no plugin, no <base>,
+# no form posts.
+_LOCKED = [
+    "default-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+    "object-src 'none'",
+]
 # The page builds its DOM with textContent only; this policy is the second line of defence:
-# no inline script or style, no foreign origin, no plugin, no framing.
+# no inline script or style, no foreign origin.
 PAGE_CSP = "; ".join(
     [
-        "default-src 'none'",
+        *_LOCKED,
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' data:",
         "connect-src 'self'",
         "font-src 'self'",
         "manifest-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-        "object-src 'none'",
+    ]
+)
+# The official web component: its script and the iframe it renders come from OpenAI's CDN
+# (the chat UI runs inside that frame, under the CDN's own policy); the frame asks this page
+# to make the API calls, so they go to this server only. The element styles its shadow root
+# with an inline <style>, hence 'unsafe-inline' for styles (never for scripts).
+CHATKIT_JS_CSP = "; ".join(
+    [
+        *_LOCKED,
+        f"script-src 'self' {CHATKIT_ORIGIN}",
+        f"frame-src {CHATKIT_ORIGIN}",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self'",
+        "connect-src 'self'",
     ]
 )
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",  # frame-ancestors 'none' for browsers without CSP level 2
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
-CHATKIT_CDN = "https://cdn.platform.openai.com/deployments/chatkit/chatkit.js"
+# OpenAI ties a domain key to the sites that may embed its frame: let the frame's request say
+# which site this is (the origin, never the path) rather than send no Referer at all.
+CHATKIT_JS_HEADERS = {
+    **SECURITY_HEADERS,
+    "Referrer-Policy": "strict-origin",
+    "Content-Security-Policy": CHATKIT_JS_CSP,
+}
 # Any placeholder works on localhost; a deployment registers its domain with OpenAI.
 PLACEHOLDER_DOMAIN_KEY = "local-dev"
 
@@ -90,6 +119,9 @@ _CHATKIT_JS_PAGE = """<!doctype html>
 <script type="module" src="/web/chatkit-js.js"></script>
 </head>
 <body>
+<p class="unavailable" id="unavailable" hidden>OpenAI's ChatKit UI could not be loaded from
+cdn.platform.openai.com: it needs internet access. <a href="/">The built-in page</a> works
+without it.</p>
 <openai-chatkit id="chatkit"></openai-chatkit>
 </body>
 </html>
@@ -101,4 +133,4 @@ async def chatkit_js(settings: Annotated[Settings, Depends(get_settings)]) -> HT
     """OpenAI's ChatKit web component against this server (needs internet and a domain key)."""
     domain_key = settings.chatkit_domain_key or PLACEHOLDER_DOMAIN_KEY
     page = _CHATKIT_JS_PAGE.format(domain_key=html.escape(domain_key), cdn=CHATKIT_CDN)
-    return HTMLResponse(page, headers=SECURITY_HEADERS)
+    return HTMLResponse(page, headers=CHATKIT_JS_HEADERS)

@@ -8,6 +8,7 @@ import { renderWidget } from "./widgets.js";
 
 const PAGE_SIZE = 20;
 const ITEMS_PAGE = 50;
+const DELETE_CONFIRM_MS = 4000;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -230,6 +231,7 @@ function resetView() {
   ui.messages.replaceChildren();
   hideNotice();
   cancelRename();
+  resetDelete();
   updateEmptyState();
 }
 
@@ -536,12 +538,14 @@ function clearProgress() {
 }
 
 /** Runs one streaming request; resolves when it is over, whatever happened. */
-async function runStream(type, params, { pending = null, restoreText = null } = {}) {
+async function runStream(type, params, { pending = null, restoreText = null, follow = true } = {}) {
   const ctx = { view: state.view, threadId: state.threadId, pending, assistantId: null };
   const controller = new AbortController();
   state.stream = { controller, threadId: state.threadId, stopped: false };
   const stream = state.stream;
-  state.stickToBottom = true;
+  // A message or a retry is the newest thing in the thread: follow it. A click in an older
+  // widget keeps the user where they are (its new items, if any, land below).
+  state.stickToBottom = follow || nearBottom();
   setStreaming(true);
   hideNotice();
   try {
@@ -644,11 +648,11 @@ async function runAction(itemId, action, button) {
   widget?.classList.add("busy");
   for (const b of widget?.querySelectorAll("button") || []) b.disabled = true;
   button.classList.add("pressed");
-  await runStream("threads.custom_action", {
-    thread_id: state.threadId,
-    item_id: itemId,
-    action: { type: action.type, payload: action.payload ?? {} },
-  });
+  await runStream(
+    "threads.custom_action",
+    { thread_id: state.threadId, item_id: itemId, action: { type: action.type, payload: action.payload ?? {} } },
+    { follow: false },
+  );
   // A replaced widget is a fresh element; the old one is re-enabled if nothing replaced it.
   const current = findItemElement(itemId);
   if (current === widget && widget) {
@@ -683,9 +687,13 @@ function startRename() {
 }
 
 function cancelRename() {
+  const wasOpen = !ui.renameForm.hidden;
   ui.renameForm.hidden = true;
   ui.title.hidden = false;
   ui.threadActions.hidden = !state.threadId;
+  // Rename and Delete reappear where the rename form's buttons were, under a pointer that has
+  // not moved: the browser counts that as hovering, so they stay unlit until it moves.
+  if (wasOpen) ui.threadActions.classList.add("no-hover");
 }
 
 async function saveRename(event) {
@@ -703,16 +711,18 @@ async function saveRename(event) {
   cancelRename();
 }
 
-let deleteTimer = null;
+// Two clicks: the first one asks. The question is about one thread in one view: the second
+// click counts only there, and only for a few seconds, so a "Delete?" left on one thread can
+// never delete another.
+let pendingDelete = null; // {threadId, view, timer}
 async function deleteThread() {
   const threadId = state.threadId;
   if (!threadId) return;
-  if (!ui.del.classList.contains("confirm")) {
-    // Two clicks: the first one asks.
+  if (pendingDelete?.threadId !== threadId || pendingDelete.view !== state.view) {
+    resetDelete();
     ui.del.classList.add("confirm");
     ui.del.textContent = "Delete?";
-    clearTimeout(deleteTimer);
-    deleteTimer = setTimeout(resetDelete, 4000);
+    pendingDelete = { threadId, view: state.view, timer: setTimeout(resetDelete, DELETE_CONFIRM_MS) };
     return;
   }
   resetDelete();
@@ -728,7 +738,8 @@ async function deleteThread() {
 }
 
 function resetDelete() {
-  clearTimeout(deleteTimer);
+  if (pendingDelete) clearTimeout(pendingDelete.timer);
+  pendingDelete = null;
   ui.del.classList.remove("confirm");
   ui.del.textContent = "Delete";
 }
@@ -792,6 +803,7 @@ function wire() {
     if (event.key === "Escape") cancelRename();
   });
   ui.del.addEventListener("click", deleteThread);
+  ui.threadActions.addEventListener("pointermove", () => ui.threadActions.classList.remove("no-hover"));
   ui.noticeClose.addEventListener("click", hideNotice);
   ui.openSidebar.addEventListener("click", openSidebar);
   ui.closeSidebar.addEventListener("click", closeSidebar);

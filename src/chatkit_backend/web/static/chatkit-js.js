@@ -11,7 +11,17 @@ function authFetch(input, init = {}) {
   return fetch(input, { ...init, headers });
 }
 
+// The CDN script is async: by the page's load event it has run or failed to load. Without it
+// the page would stay blank; say why instead (and still mount it if it turns up later).
+const unavailable = document.getElementById("unavailable");
+function checkLoaded() {
+  if (!customElements.get("openai-chatkit")) unavailable.hidden = false;
+}
+if (document.readyState === "complete") checkLoaded();
+else window.addEventListener("load", checkLoaded, { once: true });
+
 await customElements.whenDefined("openai-chatkit");
+unavailable.hidden = true;
 document.getElementById("chatkit").setOptions({
   api: { url: new URL("/chatkit", location.origin).href, domainKey, fetch: authFetch },
   history: { enabled: true, showDelete: true, showRename: true },
