@@ -271,7 +271,13 @@ BAD_TOKENS: dict[str, tuple[Callable[[], str], str]] = {
     ),
     "alg none": (lambda: unsigned(claims()), "algorithm not accepted"),
     "alg none with a signature": (lambda: unsigned(claims()) + "c2ln", "algorithm not accepted"),
-    "RS256 against a secret": (lambda: RSA_KEY.token(claims()), "algorithm not accepted"),
+    "RS256 against a secret": (
+        lambda: RSA_KEY.token(claims()),
+        "algorithm not accepted: it is signed with RS256, a public-key algorithm (as Better "
+        "Auth's JWT plugin signs), and this server has only a shared secret, which verifies "
+        "HS256; set AUTH_JWKS_URL to the issuer's JWKS "
+        "(Better Auth: https://<your app>/api/auth/jwks)",
+    ),
     "HS384": (lambda: jwt.encode(claims(), SECRET, algorithm="HS384"), "algorithm not accepted"),
     "no exp": (lambda: hs256({"sub": "alice", "iat": int(time.time())}), "no 'exp' claim"),
     "no sub and no id": (lambda: hs256(claims(sub=None)), "no 'sub' or 'id' claim"),

@@ -23,6 +23,8 @@ from .chat.conversations import router as conversations_router
 from .chat.debug import router as debug_router
 from .chat.routes import router as chatkit_router
 from .chat.runtime import ChatRuntime
+from .chat.seed_conversations import router as seed_conversations_router
+from .chat.seed_frontend import router as seed_frontend_router
 from .chat.store import SQLStore
 from .chat.streaming import RunTasks
 from .config import Settings, load_settings
@@ -98,7 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_credentials=True,
-        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        # PUT: the seed project's frontend renames conversations with it.
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         # ChatKit's iframe adds headers of its own (and they change between releases):
         # any request header is allowed, from the configured origins only.
         allow_headers=["*"],
@@ -126,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(chatkit_router)
     app.include_router(conversations_router)
+    app.include_router(seed_frontend_router)
+    app.include_router(seed_conversations_router)
     app.include_router(tasks_router)
     app.include_router(usage_router)
     app.include_router(metrics_router)

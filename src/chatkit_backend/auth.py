@@ -32,6 +32,8 @@ MAX_USER_ID_LENGTH = 255
 # RFC 7518 §3.2: an HS256 key should be at least as long as the hash output.
 MIN_SECRET_BYTES = 32
 AUTH_VARIABLES = "BETTER_AUTH_SECRET, AUTH_SECRET or AUTH_JWKS_URL"
+# Bearer values that stand for "no token" in JavaScript clients.
+NO_TOKEN = frozenset({"null", "undefined"})
 
 
 class InvalidToken(Exception):
@@ -90,6 +92,14 @@ class Authenticator:
                     code="missing_token",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
+            if token in NO_TOKEN:
+                # What a JavaScript client sends when it has no token (`Bearer ${null}`).
+                raise Unauthorized(
+                    f"A bearer token is required; the client sent the word {token!r} "
+                    "instead of one (is the user signed in?).",
+                    code="missing_token",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
             try:
                 user_id = await self.user_id(token)
             except InvalidToken as exc:
@@ -131,7 +141,7 @@ class Authenticator:
             key, algorithm = jwk.key, jwk.algorithm_name
         else:
             if alg != "HS256":
-                raise InvalidToken("algorithm not accepted")
+                raise InvalidToken(_not_hs256(alg))
             key, algorithm = self.secret, "HS256"
         claims = self._verify(token, key, algorithm)
         return _user_id(claims)
@@ -167,6 +177,19 @@ class Authenticator:
         except jwt.InvalidTokenError:
             raise InvalidToken("invalid claims") from None
         return claims
+
+
+def _not_hs256(alg: object) -> str:
+    """Why a token that is not HS256 is refused when only a shared secret is configured."""
+    if alg in ASYMMETRIC_ALGORITHMS:
+        # Better Auth's JWT plugin (authClient.token()) signs with EdDSA: a common mix-up.
+        return (
+            f"algorithm not accepted: it is signed with {alg}, a public-key algorithm (as "
+            "Better Auth's JWT plugin signs), and this server has only a shared secret, "
+            "which verifies HS256; set AUTH_JWKS_URL to the issuer's JWKS "
+            "(Better Auth: https://<your app>/api/auth/jwks)"
+        )
+    return "algorithm not accepted"
 
 
 def _user_id(claims: dict[str, Any]) -> str:

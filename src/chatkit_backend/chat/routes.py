@@ -1,5 +1,5 @@
-"""POST /chatkit (ChatKit or the simple format), POST /api/chat/stream (simple format),
-and POST /api/conversations/{id}/stop.
+"""POST /chatkit (ChatKit or the simple format), POST /api/chat/stream (simple format, or
+the seed frontend's named events: chat/seed_frontend.py), and POST /api/conversations/{id}/stop.
 
 Every check that can fail (validation, existence, run lock, limits) is made before a
 stream starts, so a failure is a status code; errors inside a stream become an
@@ -160,12 +160,15 @@ async def simple_chat(
     )
 
 
-@router.post("/chatkit")
-async def chatkit(
-    request: Request, ctx: Context, runtime: Runtime, admission: Admit, settings: Config
+async def answer_chatkit(
+    body: bytes,
+    request: Request,
+    ctx: RequestContext,
+    server: ChatServer,
+    admission: Admission,
+    settings: Settings,
 ) -> Response:
-    body = await read_body(request, settings.max_body_bytes)
-    server = await runtime.server()
+    """The answer of the ChatKit endpoint (`/chatkit`, and `/api/chatkit` in seed_frontend)."""
     try:
         parsed = parse_request(body)
     except BadRequest:
@@ -181,12 +184,27 @@ async def chatkit(
     return sse(request, opened.result, opened, settings)
 
 
+@router.post("/chatkit")
+async def chatkit(
+    request: Request, ctx: Context, runtime: Runtime, admission: Admit, settings: Config
+) -> Response:
+    body = await read_body(request, settings.max_body_bytes)
+    server = await runtime.server()
+    return await answer_chatkit(body, request, ctx, server, admission, settings)
+
+
 @router.post("/api/chat/stream", tags=["simple chat"])
 async def chat_stream(
     request: Request, ctx: Context, runtime: Runtime, admission: Admit, settings: Config
 ) -> Response:
     body = await read_body(request, settings.max_body_bytes)
     server = await runtime.server()
+    # The seed project's frontend sends `conversation_id` and reads named events.
+    # (Imported here: that adapter builds on this module.)
+    from .seed_frontend import is_seed_request, seed_chat_stream
+
+    if is_seed_request(body):
+        return await seed_chat_stream(body, request, ctx, server, admission, settings)
     return await simple_chat(body, request, ctx, server, admission, settings)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -89,6 +89,21 @@ def _translate(event: dict[str, Any], state: dict[str, str | None]) -> dict[str,
     return None
 
 
+async def translated(
+    chatkit_stream: AsyncIterable[bytes], state: dict[str, str | None]
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The `text`, `tool_call`, `tool_result` and `error` events of a ChatKit SSE byte
+    stream, as simple-format dicts; `state["message_id"]` follows the newest reply.
+
+    Other wire formats (chat/seed_frontend.py) translate from these, not from ChatKit.
+    """
+    async for chunk in chatkit_stream:
+        for event in _chatkit_events(chunk):
+            simple = _translate(event, state)
+            if simple is not None:
+                yield simple
+
+
 async def simple_events(
     chatkit_stream: AsyncIterable[bytes], thread_id: str
 ) -> AsyncIterator[bytes]:
@@ -96,11 +111,8 @@ async def simple_events(
     state: dict[str, str | None] = {"message_id": None}
     yield _frame({"type": "thinking", "content": "Thinking…"})
     try:
-        async for chunk in chatkit_stream:
-            for event in _chatkit_events(chunk):
-                simple = _translate(event, state)
-                if simple is not None:
-                    yield _frame(simple)
+        async for simple in translated(chatkit_stream, state):
+            yield _frame(simple)
     except Exception:
         # Headers are sent already: say so in the stream and still end it properly.
         log.exception("simple chat stream failed")

@@ -473,6 +473,13 @@ class SQLStore(Store[RequestContext]):
             )
         )
 
+    async def count_threads(self, context: RequestContext) -> int:
+        """How many threads the user has."""
+        query = select(func.count()).select_from(ThreadRow)
+        async with self.engine.connect() as conn:
+            count = await conn.scalar(query.where(ThreadRow.user_id == context.user_id))
+        return int(count or 0)
+
     async def load_thread_activity(
         self, thread_id: str, context: RequestContext
     ) -> tuple[ThreadMetadata, datetime]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 
 import anyio
 from starlette.responses import StreamingResponse
@@ -68,14 +68,14 @@ def detached_stream(
     lease: Lease | None = None,
     registry: RunRegistry | None = None,
     error_event: bytes = STREAM_ERROR,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Bytes of `source`, produced by a separate task, with pings while it is silent.
 
     With a `lease`, the producing task is registered so a stop request from any
     instance can cancel it, and the thread's run lock is released when it ends.
     """
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncGenerator[bytes, None]:
         queue: asyncio.Queue[object] = asyncio.Queue()
 
         async def produce() -> None:
