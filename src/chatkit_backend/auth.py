@@ -21,6 +21,7 @@ from .context import RequestContext
 from .errors import ServiceUnavailable, Unauthorized
 from .jwks import ASYMMETRIC_ALGORITHMS, JwksCache, JwksUnavailable, UnknownKey
 from .logs import bind
+from .text_rules import name_problem
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,9 @@ def _user_id(claims: dict[str, Any]) -> str:
         if isinstance(value, str) and value.strip():
             if len(value) > MAX_USER_ID_LENGTH:
                 raise InvalidToken(f"{name!r} claim is too long")
+            # The user id is a name (text_rules.py): stored, and written into log lines.
+            if problem := name_problem(value):
+                raise InvalidToken(f"{name!r} claim {problem}")
             return value
     raise InvalidToken("no 'sub' or 'id' claim")
 

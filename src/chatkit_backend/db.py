@@ -48,6 +48,11 @@ class Base(DeclarativeBase):
 AutoId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# Ids, limits and offsets end up as 64-bit integers in SQL (BIGINT on PostgreSQL, and
+# SQLite's INTEGER): a larger one overflows there, as a database error.
+MAX_SQL_INT = 2**63 - 1
+
+
 def utcnow() -> datetime:
     """Now in UTC without tzinfo: the one form every table stores."""
     return datetime.now(UTC).replace(tzinfo=None)

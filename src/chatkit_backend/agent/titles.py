@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
+from ..text_rules import as_name
 from .models import ModelClient
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ TITLE_PROMPT = (
 def derive_title(text: str) -> str:
     """A title from the first user message: its first line, whitespace tidied, shortened."""
     line = next((ln for ln in text.strip().splitlines() if ln.strip()), "").strip()
-    line = re.sub(r"\s+", " ", line)
+    line = as_name(re.sub(r"\s+", " ", line)).strip()
     if not line:
         return "New chat"
     title = line[0].upper() + line[1:]
@@ -32,6 +33,7 @@ def derive_title(text: str) -> str:
 
 def _clean(raw: str) -> str:
     title = raw.strip().splitlines()[0] if raw.strip() else ""
+    title = as_name(title)
     title = title.strip().strip("\"'`*#").strip().rstrip(".")
     return title[:TITLE_MAX_CHARS]
 

@@ -8,11 +8,12 @@ replay it to the model as the function call and output it really was.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from agents import FunctionTool, RunContextWrapper, function_tool
+from agents import FunctionTool, ModelBehaviorError, RunContextWrapper, function_tool
 from chatkit.agents import AgentContext
 from chatkit.types import ClientEffectEvent, CustomTask, HiddenContextItem, ThreadItemDoneEvent
 from pydantic import SkipValidation, ValidationError
@@ -23,8 +24,14 @@ from ..chat.tool_record import TOOL_RECORD
 from ..context import RequestContext
 from ..tasks.schemas import Task, TaskCreate, TaskQuery, TaskUpdate
 from ..tasks.service import TaskNotFound, TaskService
+from ..text_rules import storable
+
+log = logging.getLogger(__name__)
 
 LIST_LIMIT = 100
+# What the model and the user are told when a tool fails for a reason of ours.
+UNAVAILABLE = "The task list could not be reached just now. Please try again in a moment."
+MAX_ERROR_CHARS = 300
 
 Output = dict[str, Any]
 Work = Callable[[TaskService, RequestContext], Awaitable[Output]]
@@ -73,6 +80,9 @@ async def _run(
 ) -> str:
     run = ctx.context
     call_id = getattr(ctx, "tool_call_id", None) or new_id("tool_call")
+    # The model's arguments are shown and recorded as given, minus what cannot be
+    # stored or sent (text_rules.py); the tasks service validates them itself.
+    arguments, running = storable(arguments), storable(running)
     # Client effects tell any frontend (and the simple SSE format) what the agent is doing,
     # e.g. so a todo app can refresh its own task list.
     await run.stream(
@@ -87,6 +97,11 @@ async def _run(
         output = failure("not_found", f"No task with id {exc.task_id}.")
     except ValidationError as exc:
         output = failure("invalid", _validation_message(exc))
+    except Exception:
+        # A database (or any other) failure: the model and the user see a short
+        # message; what happened goes to the log, with the request's ids (logs.py).
+        log.exception("tool %s failed", name)
+        output = failure("unavailable", UNAVAILABLE)
     metrics.TOOL_CALLS.labels(name, "ok" if output["ok"] else output["error"]).inc()
     title = done(output) if output["ok"] else f"{running.rstrip('…')} failed: {output['message']}"
     await run.update_workflow_task(
@@ -116,8 +131,14 @@ def _given(**values: Any) -> dict[str, Any]:
 
 
 def _tool_error(_ctx: RunContextWrapper[Any], error: Exception) -> str:
-    # Bad arguments (a task_id that is not a number, ...) go back to the model as data.
-    return json.dumps(failure("invalid", str(error).splitlines()[0]))
+    """What the model gets when a tool fails outside `_run`."""
+    if isinstance(error, ModelBehaviorError):
+        # Bad arguments (a task_id that is not a number, ...) go back to the model as
+        # data: the SDK's message names the tool and the field, in the model's own terms.
+        return json.dumps(failure("invalid", str(error).splitlines()[0][:MAX_ERROR_CHARS]))
+    # Anything else may carry internals (SQL, paths): those only go to the log.
+    log.error("tool failed", exc_info=error)
+    return json.dumps(failure("unavailable", UNAVAILABLE))
 
 
 @function_tool(failure_error_function=_tool_error)

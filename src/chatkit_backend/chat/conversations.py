@@ -24,12 +24,14 @@ from chatkit.types import (
     UserMessageTagContent,
 )
 from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..auth import current_context
 from ..context import RequestContext
+from ..db import MAX_SQL_INT
 from ..deps import get_store
 from ..errors import NotFound
+from ..text_rules import Name, Title
 from .store import SQLStore
 from .tool_record import TOOL_RECORD
 
@@ -76,7 +78,7 @@ class ConversationDetail(Conversation):
 class TitleUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    title: Title
 
 
 class Deleted(BaseModel):
@@ -251,7 +253,7 @@ async def _not_found_as_404() -> AsyncIterator[None]:
 
 Context = Annotated[RequestContext, Depends(current_context)]
 Store = Annotated[SQLStore, Depends(get_store)]
-ThreadId = Annotated[str, Path()]
+ThreadId = Annotated[Name, Path()]
 
 router = APIRouter(
     prefix="/api/conversations",
@@ -265,9 +267,10 @@ async def list_route(
     ctx: Context,
     store: Store,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # SQL takes OFFSET as a 64-bit integer: a larger one is a database error.
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
     q: Annotated[
-        str | None, Query(max_length=200, description="Text in the title or the messages.")
+        Name | None, Query(max_length=200, description="Text in the title or the messages.")
     ] = None,
 ) -> list[Conversation]:
     return await list_conversations(

@@ -2,10 +2,14 @@
 
 The SDK raises most request errors only after a streaming response has started
 (HTTP 200 already sent): the connection just breaks. Everything that can be known
-up front (existence, ownership, thread state, what is enabled) is checked here.
+up front (the text rules, sizes, existence, ownership, thread state, what is
+enabled) is checked here.
 """
 
 from __future__ import annotations
+
+import json
+from typing import NoReturn
 
 from chatkit.store import NotFoundError
 from chatkit.types import (
@@ -30,13 +34,17 @@ from chatkit.types import (
     ThreadsUpdateReq,
     UserMessageInput,
     UserMessageItem,
-    UserMessageTextContent,
+    UserMessageTagContent,
     WidgetItem,
 )
+from pydantic import TypeAdapter, ValidationError
 
 from ..context import RequestContext
 from ..errors import BadRequest, Conflict, NotFound
+from ..text_rules import Title, name_problem, unstorable_in
 from .store import SQLStore
+
+_title_adapter: TypeAdapter[str] = TypeAdapter(Title)
 
 # Requests that make the agent produce new items (and so need an active thread).
 PRODUCING = (
@@ -55,17 +63,79 @@ def thread_id_of(request: ChatKitReq) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def model_text(input: UserMessageInput) -> str:
+    """The message as the model reads it (chat/history.py): its text, tags as `@name`."""
+    return "".join(
+        f"@{part.text}" if isinstance(part, UserMessageTagContent) else part.text
+        for part in input.content
+    )
+
+
+def message_chars(input: UserMessageInput) -> int:
+    """The size a message is limited by: everything of it the model reads or the thread
+    stores (text, tags with their data, quoted text), not only its text parts."""
+    tag_data = sum(
+        len(json.dumps(part.data, ensure_ascii=False))
+        for part in input.content
+        if isinstance(part, UserMessageTagContent) and part.data
+    )
+    return len(model_text(input)) + tag_data + len(input.quoted_text or "")
+
+
 def check_input(input: UserMessageInput, max_chars: int) -> None:
     if input.attachments:
         raise BadRequest("Attachments are not enabled on this server.", code="not_enabled")
-    text = "".join(p.text for p in input.content if isinstance(p, UserMessageTextContent))
-    if not text.strip():
+    if not model_text(input).strip():
         raise BadRequest("Message is required", code="empty_message")
-    if len(text) > max_chars:
+    size = message_chars(input)
+    if size > max_chars:
         raise BadRequest(
-            f"Message is too long ({len(text)} characters; the limit is {max_chars}).",
+            f"Message is too long ({size} characters with its tags and quoted text; "
+            f"the limit is {max_chars}).",
             code="message_too_long",
         )
+
+
+# The ids a request names, refused before any query runs with them.
+_ID_PARAMS = ("thread_id", "item_id", "after")
+# items.feedback names items one bind parameter each; a page's worth is plenty.
+MAX_FEEDBACK_ITEMS = 100
+
+
+def _refuse(where: str, problem: str) -> NoReturn:
+    raise BadRequest(f"Invalid text at {where}: it {problem}.", code="invalid_text")
+
+
+def check_text(request: ChatKitReq) -> None:
+    """Apply the text rules (text_rules.py) to every string of a ChatKit request."""
+    params = getattr(request, "params", None)
+    for name in _ID_PARAMS:
+        value = getattr(params, name, None)
+        if isinstance(value, str) and (problem := name_problem(value)):
+            _refuse(f"params.{name}", problem)
+    if isinstance(request, ItemsFeedbackReq):
+        if len(request.params.item_ids) > MAX_FEEDBACK_ITEMS:
+            raise BadRequest(
+                f"Feedback names at most {MAX_FEEDBACK_ITEMS} items at once.",
+                code="invalid_request",
+            )
+        for index, item_id in enumerate(request.params.item_ids):
+            if problem := name_problem(item_id):
+                _refuse(f"params.item_ids.{index}", problem)
+    if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        for index, part in enumerate(request.params.input.content):
+            if isinstance(part, UserMessageTagContent) and (problem := name_problem(part.id)):
+                _refuse(f"params.input.content.{index}.id", problem)
+    if isinstance(request, ThreadsUpdateReq):
+        try:
+            # Stored trimmed, as REST renames store it (chat/conversations.py).
+            request.params.title = _title_adapter.validate_python(request.params.title)
+        except ValidationError as exc:
+            raise BadRequest(
+                f"Invalid title: {exc.errors()[0]['msg']}.", code="invalid_title"
+            ) from None
+    if found := unstorable_in(request.model_dump()):
+        _refuse(*found)
 
 
 async def _thread(store: SQLStore, thread_id: str, ctx: RequestContext) -> ThreadMetadata:
@@ -88,6 +158,7 @@ async def preflight(
     """Raise an ApiError for a request that cannot succeed; return its thread if any."""
     if isinstance(request, AttachmentsCreateReq | AttachmentsDeleteReq | InputTranscribeReq):
         raise BadRequest(f"{request.type} is not enabled on this server.", code="not_enabled")
+    check_text(request)
     if isinstance(request, ThreadsCreateReq):
         check_input(request.params.input, max_chars)
         return None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from chatkit.store import NotFoundError
 from chatkit.types import ChatKitReq, ThreadsCreateReq
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..auth import current_context
@@ -25,9 +25,10 @@ from ..errors import BadRequest, NotFound, PayloadTooLarge
 from ..logs import bind
 from ..runs.admission import Admission
 from ..runs.lease import Lease
+from ..text_rules import Name
 from .preflight import PRODUCING, preflight, thread_id_of
 from .runtime import ChatRuntime
-from .simple_sse import chatkit_body, parse_simple, simple_events
+from .simple_sse import SimpleChatRequest, chatkit_body, parse_simple, simple_events
 from .store import SQLStore, new_id
 from .streaming import SSEResponse, detached_stream
 
@@ -65,10 +66,30 @@ def parse_request(body: bytes) -> ChatKitReq:
     try:
         return _request_adapter.validate_json(body)
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {"msg": "invalid request"}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        detail = f"Invalid ChatKit request: {first['msg']}" + (f" at {where}" if where else "")
-        raise BadRequest(detail, code="invalid_request") from None
+        raise BadRequest(invalid_request_detail(exc), code="invalid_request") from None
+
+
+# What a body without a usable `type` is told: the two things this endpoint reads.
+_VALID_BODY = (
+    'a ChatKit request {"type": ..., "params": {...}} (for example "threads.create" with '
+    '{"input": ...}), or a simple message {"message": "...", "thread_id"?: "..."}'
+)
+
+
+def invalid_request_detail(exc: ValidationError) -> str:
+    """The first validation error in words a client can act on."""
+    first = exc.errors()[0]  # a ValidationError holds at least one
+    kind, ctx = first["type"], first.get("ctx") or {}
+    if kind == "json_invalid":
+        return f"Request body is not valid JSON: {ctx.get('error', first['msg'])}."
+    if kind in {"union_tag_not_found", "dict_type", "model_type"} and not first["loc"]:
+        return f"Expected {_VALID_BODY}."
+    if kind == "union_tag_invalid":
+        valid = str(ctx.get("expected_tags", "")).replace("'", "")
+        return f"Unknown request type {ctx.get('tag')!r}. Valid types: {valid}."
+    # The first element of the location is the request type the body named.
+    where = ".".join(str(p) for p in first["loc"][1:])
+    return f"Invalid ChatKit request: {first['msg']}" + (f" at {where}" if where else "") + "."
 
 
 class Opened:
@@ -136,14 +157,13 @@ def sse(
 
 
 async def simple_chat(
-    body: bytes,
+    simple: SimpleChatRequest | None,
     request: Request,
     ctx: RequestContext,
     server: ChatServer,
     admission: Admission,
     settings: Settings,
 ) -> Response:
-    simple = parse_simple(body)
     if simple is None:
         raise BadRequest("Message is required", code="empty_message")
     chatkit = chatkit_body(simple)
@@ -173,9 +193,10 @@ async def answer_chatkit(
         parsed = parse_request(body)
     except BadRequest:
         # The seeds' clients post {"message": ...} here: the simple format.
-        if parse_simple(body) is None:
+        simple = parse_simple(body)
+        if simple is None:
             raise
-        return await simple_chat(body, request, ctx, server, admission, settings)
+        return await simple_chat(simple, request, ctx, server, admission, settings)
     opened = await open_request(parsed, request, ctx, server, admission, settings)
     from chatkit.server import NonStreamingResult  # loaded with the server (chat/runtime.py)
 
@@ -205,7 +226,7 @@ async def chat_stream(
 
     if is_seed_request(body):
         return await seed_chat_stream(body, request, ctx, server, admission, settings)
-    return await simple_chat(body, request, ctx, server, admission, settings)
+    return await simple_chat(parse_simple(body), request, ctx, server, admission, settings)
 
 
 class StopResult(BaseModel):
@@ -214,7 +235,9 @@ class StopResult(BaseModel):
 
 
 @router.post("/api/conversations/{thread_id}/stop", tags=["conversations"])
-async def stop(thread_id: str, ctx: Context, store: Store, admission: Admit) -> StopResult:
+async def stop(
+    thread_id: Annotated[Name, Path()], ctx: Context, store: Store, admission: Admit
+) -> StopResult:
     """End the thread's active run wherever it runs; the partial reply is kept."""
     try:
         await store.load_thread(thread_id, ctx)

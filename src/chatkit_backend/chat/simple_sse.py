@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from ..errors import BadRequest
 
@@ -29,18 +30,28 @@ class SimpleChatRequest(BaseModel):
 
 
 def parse_simple(body: bytes) -> SimpleChatRequest | None:
-    """The simple request in `body`, or None when it is not one (no `message`, or a `type`)."""
+    """The simple request in `body`, or None when the body is JSON but not one (not an
+    object with a `message` and no `type`). BadRequest when it is no JSON or a bad one."""
     try:
-        data = json.loads(body)
-    except ValueError:
-        return None
+        # pydantic-core's parser, as for ChatKit requests: it refuses nesting past its
+        # limit with a ValueError, where json.loads raises RecursionError (a 500).
+        data = from_json(body)
+    except ValueError as exc:
+        raise BadRequest(
+            f"Request body is not valid JSON: {exc}.", code="invalid_request"
+        ) from None
     if not isinstance(data, dict) or "message" not in data or "type" in data:
         return None
+    if data["message"] is None:
+        raise BadRequest("Message is required", code="empty_message")
     try:
-        request = SimpleChatRequest.model_validate(data)
-    except ValidationError:
-        raise BadRequest("Message is required", code="empty_message") from None
-    return request
+        return SimpleChatRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadRequest(
+            f"Invalid simple chat request: {where}: {first['msg']}.", code="invalid_request"
+        ) from None
 
 
 def chatkit_body(request: SimpleChatRequest) -> bytes:

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
 from ..db import utcnow
+from ..text_rules import storable, storable_json
 from .store_statements import store_statements
 from .tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 
@@ -185,13 +186,12 @@ class SQLStore(Store[RequestContext]):
         if isinstance(thread, Thread):
             thread = ThreadMetadata.model_validate(thread.model_dump(exclude={"items"}))
         created = utc_naive(thread.created_at)
-        data = thread.model_copy(
-            update={"created_at": created.replace(tzinfo=UTC)}
-        ).model_dump_json()
+        # storable: a title the model wrote may hold what PostgreSQL cannot store.
+        data = storable_json(thread.model_copy(update={"created_at": created.replace(tzinfo=UTC)}))
         row = {
             "id": thread.id,
             "user_id": context.user_id,
-            "title": thread.title,
+            "title": storable(thread.title),
             "created_at": created,
             "updated_at": utcnow(),
             "data": data,
@@ -284,7 +284,9 @@ class SQLStore(Store[RequestContext]):
             "user_id": context.user_id,
             "type": item.type,
             "created_at": created,
-            "data": stored.model_dump_json(),
+            # storable: replies and tool arguments the model wrote are stored as written
+            # except for what PostgreSQL cannot store (text_rules.py).
+            "data": storable_json(stored),
         }
         touch = {"thread_id": thread_id, "owner_id": context.user_id, "updated_at": utcnow()}
         async with self._write() as conn:
@@ -449,7 +451,12 @@ class SQLStore(Store[RequestContext]):
         # Matches the extracted `content[*].text` strings, never the raw JSON, so a
         # search cannot hit keys, ids, types or escape sequences by accident.
         texts: Any
+        castable: ColumnElement[bool] = true()
         if self._dialect == "postgresql":
+            # JSON holding a NUL escape cannot be cast to JSONB: one such row would fail
+            # every search of its user. None is stored any more (text_rules.py); rows
+            # stored before are left out of the match rather than breaking it.
+            castable = func.strpos(ItemRow.data, "\\u0000") == 0
             # jsonpath's lax mode yields nothing, instead of failing, where the shape differs.
             texts = func.jsonb_array_elements_text(
                 func.jsonb_path_query_array(
@@ -469,6 +476,7 @@ class SQLStore(Store[RequestContext]):
                 ItemRow.thread_id == ThreadRow.id,
                 ItemRow.user_id == context.user_id,
                 ItemRow.type.in_(self.MESSAGE_TYPES),
+                castable,
                 text_col.ilike(pattern, escape="\\"),
             )
         )

@@ -9,9 +9,25 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..context import RequestContext
+from ..errors import BadRequest
+from ..text_rules import name_problem
 from .lease import Lease
 from .limits import Limits
 from .registry import RunRegistry
+
+# The idempotency_keys.key column is a String(255).
+MAX_KEY_LENGTH = 255
+
+
+def check_idempotency_key(key: str) -> None:
+    """400 for a key that cannot be stored; a 409 would say it had been seen before."""
+    if len(key) > MAX_KEY_LENGTH:
+        raise BadRequest(
+            f"Idempotency-Key is too long ({len(key)} characters; at most {MAX_KEY_LENGTH}).",
+            code="invalid_idempotency_key",
+        )
+    if problem := name_problem(key):
+        raise BadRequest(f"Idempotency-Key {problem}.", code="invalid_idempotency_key")
 
 
 class Admission:
@@ -23,6 +39,8 @@ class Admission:
         self, thread_id: str, ctx: RequestContext, idempotency_key: str | None
     ) -> Lease:
         """A lease on the thread's run lock, or an ApiError saying why not."""
+        if idempotency_key:
+            check_idempotency_key(idempotency_key)
         await self.limits.check_budget(ctx)
 
         async def count_and_remember(conn: AsyncConnection) -> None:

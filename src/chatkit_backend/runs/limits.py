@@ -20,7 +20,6 @@ from .statements import run_statements
 from .tables import IdempotencyKeyRow, RateWindowRow, UsageRow
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
-MAX_KEY_LENGTH = 255
 
 
 class Limits:
@@ -37,9 +36,8 @@ class Limits:
         self._sql = run_statements(engine.dialect.name)
 
     async def remember_key(self, key: str, ctx: RequestContext, conn: AsyncConnection) -> None:
-        """Record an Idempotency-Key; 409 `duplicate_request` if the user sent it in 24 h."""
-        if len(key) > MAX_KEY_LENGTH:
-            raise Conflict("Idempotency-Key is too long.", code="invalid_idempotency_key")
+        """Record an Idempotency-Key (checked by `check_idempotency_key`); 409
+        `duplicate_request` if the user sent it in the last 24 h."""
         now = utcnow()
         await conn.execute(
             delete(IdempotencyKeyRow).where(

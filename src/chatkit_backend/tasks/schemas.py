@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -15,20 +14,14 @@ from pydantic import (
     field_validator,
 )
 
+from ..db import MAX_SQL_INT
+from ..text_rules import Title, check_free_text, check_name
+
 Priority = Literal["low", "medium", "high"]
 SortField = Literal["created_at", "due_date", "priority", "title", "updated_at"]
 Order = Literal["asc", "desc"]
 
 MAX_PAGE_SIZE = 100
-# Ids and offsets end up as 64-bit integers in SQL; larger ones overflow there.
-MAX_SQL_INT = 2**63 - 1
-
-
-def _no_control_chars(tag: str) -> str:
-    # Stored tags are "\n"-delimited for filtering, so a tag must not contain one.
-    if any(unicodedata.category(char) == "Cc" for char in tag):
-        raise ValueError("a tag cannot contain control characters")
-    return tag
 
 
 def _dedupe(tags: list[str]) -> list[str]:
@@ -43,12 +36,14 @@ def _dedupe(tags: list[str]) -> list[str]:
     return unique
 
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=1000), AfterValidator(check_free_text)
+]
+# A name (text_rules.py): stored tags are also "\n"-delimited for filtering.
 Tag = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=30),
-    AfterValidator(_no_control_chars),
+    AfterValidator(check_name),
 ]
 Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_dedupe)]
 
@@ -90,9 +85,14 @@ class TaskQuery(BaseModel):
     completed: bool | None = None
     priority: Priority | None = None
     tag: Tag | None = None
-    search: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = Field(
-        None, description="Case-insensitive substring of the title or the description."
-    )
+    search: (
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, max_length=200),
+            AfterValidator(check_name),
+        ]
+        | None
+    ) = Field(None, description="Case-insensitive substring of the title or the description.")
     due_before: date | None = Field(None, description="Due on or before this date.")
     due_after: date | None = Field(None, description="Due on or after this date.")
     overdue: bool | None = Field(None, description="Due before today and not completed.")

@@ -29,10 +29,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..context import RequestContext
-from ..db import utcnow
+from ..db import MAX_SQL_INT, utcnow
 from .models import TaskRow
 from .schemas import (
-    MAX_SQL_INT,
     Order,
     PriorityCounts,
     SortField,
