@@ -18,7 +18,6 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Annotated, Any
 
-import pydantic_core
 from chatkit.store import NotFoundError
 from chatkit.types import (
     InferenceOptions,
@@ -51,7 +50,7 @@ from .routes import (
     read_body,
 )
 from .seed_conversations import SeedToolCall
-from .simple_sse import DEFAULT_ERROR, translated
+from .simple_sse import DEFAULT_ERROR, json_body, translated
 from .streaming import STREAM_ERROR, SSEResponse, detached_stream
 
 if TYPE_CHECKING:
@@ -92,15 +91,6 @@ class SeedChatResponse(BaseModel):
 
 
 # parsing ------------------------------------------------------------------------------
-
-
-def json_body(body: bytes) -> Any:
-    """The body's JSON value; 400 for malformed or absurdly nested JSON (never a 500)."""
-    try:
-        # pydantic-core stops at a fixed depth where `json.loads` would hit RecursionError.
-        return pydantic_core.from_json(body)
-    except ValueError as exc:
-        raise BadRequest(f"The body is not valid JSON: {exc}", code="invalid_json") from None
 
 
 def is_seed_request(body: bytes) -> bool:

@@ -29,17 +29,22 @@ class SimpleChatRequest(BaseModel):
     thread_id: str | None = None
 
 
-def parse_simple(body: bytes) -> SimpleChatRequest | None:
-    """The simple request in `body`, or None when the body is JSON but not one (not an
-    object with a `message` and no `type`). BadRequest when it is no JSON or a bad one."""
+def json_body(body: bytes) -> Any:
+    """The body's JSON value; BadRequest for malformed or absurdly nested JSON."""
     try:
         # pydantic-core's parser, as for ChatKit requests: it refuses nesting past its
         # limit with a ValueError, where json.loads raises RecursionError (a 500).
-        data = from_json(body)
+        return from_json(body)
     except ValueError as exc:
         raise BadRequest(
             f"Request body is not valid JSON: {exc}.", code="invalid_request"
         ) from None
+
+
+def parse_simple(body: bytes) -> SimpleChatRequest | None:
+    """The simple request in `body`, or None when the body is JSON but not one (not an
+    object with a `message` and no `type`). BadRequest when it is no JSON or a bad one."""
+    data = json_body(body)
     if not isinstance(data, dict) or "message" not in data or "type" in data:
         return None
     if data["message"] is None:
