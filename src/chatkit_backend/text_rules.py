@@ -11,8 +11,9 @@ one rule the same request works on one database and fails with a 500 on the othe
   chat endpoints, 422 on REST, an "invalid" tool result for the model.
 - Names and ids (thread and item ids, titles, tags, search terms, Idempotency-Key, the
   token's user id): no control character at all either (Unicode Cc: U+0000-U+001F and
-  U+007F-U+009F). They end up in one-line places (log lines, lists, file names,
-  headers) where a newline or an escape sequence would forge or garble what follows.
+  U+007F-U+009F), nor a line or paragraph separator (U+2028, U+2029). They end up
+  in one-line places (log lines, lists, file names, headers) where a newline or an
+  escape sequence would forge or garble what follows.
 - Titles (threads and tasks): 1 to 200 characters once surrounding whitespace is
   trimmed; the trimmed title is stored.
 - Text the model writes (replies, tool arguments) has no client to refuse it: where it
@@ -33,7 +34,7 @@ from pydantic_core import PydanticSerializationError
 MAX_TITLE_CHARS = 200
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -42,6 +43,8 @@ def _describe(char: str) -> str:
         return "a NUL character (U+0000)"
     if _SURROGATE.match(char):
         return "an unpaired surrogate (not valid Unicode)"
+    if char in "\u2028\u2029":
+        return f"a line separator (U+{ord(char):04X})"
     return f"a control character (U+{ord(char):04X})"
 
 

@@ -10,19 +10,19 @@ so strings work wherever its types say number.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from chatkit.store import NotFoundError
 from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
 from ..auth import current_context
 from ..context import RequestContext
 from ..deps import get_store
 from ..errors import NotFound
+from ..text_rules import Title
 from . import conversations
 from .store import SQLStore
 
@@ -72,25 +72,6 @@ class SeedConversationPage(BaseModel):
     total: int
     page: int
     page_size: int
-
-
-# Control characters (NUL, which PostgreSQL text refuses, newlines, DEL, C1), line and
-# paragraph separators, and lone surrogates (which no database can encode).
-REFUSED_IN_TITLES = {"Cc", "Zl", "Zp", "Cs"}
-
-
-def _one_line_of_text(title: str) -> str:
-    # A sidebar title is one line of text; emoji joiners and other format characters stay.
-    if any(unicodedata.category(c) in REFUSED_IN_TITLES for c in title):
-        raise ValueError("the title must be one line of text without control characters")
-    return title
-
-
-Title = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_one_line_of_text),
-]
 
 
 class SeedTitleUpdate(BaseModel):
