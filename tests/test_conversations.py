@@ -562,11 +562,11 @@ async def test_export_markdown_reads_as_a_transcript(
     assert response.text == (
         "# Plants\n"
         "\n"
-        "**User** · 2025-03-01 09:00:01 UTC\n"
+        "**User** · 2025-03-01T09:00:01Z\n"
         "\n"
         "Remind me to water the plants\n"
         "\n"
-        "**Assistant** · 2025-03-01 09:00:06 UTC\n"
+        "**Assistant** · 2025-03-01T09:00:06Z\n"
         "\n"
         "Tool calls:\n"
         '- `add_task` `{"title": "Water"}` → `{"ok": true}`\n'
@@ -574,11 +574,11 @@ async def test_export_markdown_reads_as_a_transcript(
         "\n"
         "Added **Water the plants**.\n"
         "\n"
-        "**User** · 2025-03-01 09:00:10 UTC\n"
+        "**User** · 2025-03-01T09:00:10Z\n"
         "\n"
         "What about @Garden\n"
         "\n"
-        "**Assistant** · 2025-03-01 09:00:11 UTC\n"
+        "**Assistant** · 2025-03-01T09:00:11Z\n"
         "\n"
         "Nothing else.\n"
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from chatkit.store import NotFoundError
@@ -30,6 +30,7 @@ from ..auth import current_context
 from ..context import RequestContext
 from ..deps import get_store
 from ..errors import NotFound
+from ..timestamps import UtcDatetime
 from .store import SQLStore
 from .tool_record import TOOL_RECORD
 
@@ -44,8 +45,8 @@ class Conversation(BaseModel):
 
     id: str
     title: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
     message_count: int = Field(description="User and assistant messages.")
     preview: str | None = Field(
         description=f"The first {PREVIEW_CHARS} characters of the newest message; "
@@ -64,7 +65,7 @@ class Message(BaseModel):
     id: str
     role: Literal["user", "assistant"]
     content: str
-    created_at: datetime
+    created_at: UtcDatetime
     # Absent, not empty, on messages without tool calls.
     tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=lambda calls: not calls)
 
@@ -219,7 +220,8 @@ def to_markdown(conversation: ConversationDetail) -> str:
 
 
 def _time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    # RFC 3339 in UTC, like the JSON: a reader or a script knows the instant exactly.
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _json(value: Any) -> str:

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
 from ..db import utcnow
+from ..timestamps import sdk_time_to_utc
 from .store_statements import store_statements
 from .tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 
@@ -113,9 +114,7 @@ def new_id(kind: str) -> str:
 
 def utc_naive(moment: datetime) -> datetime:
     """UTC without tzinfo, the one form stored. The SDK hands out naive *local* times."""
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    return sdk_time_to_utc(moment).replace(tzinfo=None)
 
 
 def clamp_limit(limit: int | None, default: int = 20) -> int:

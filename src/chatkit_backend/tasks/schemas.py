@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -14,6 +14,8 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+
+from ..timestamps import UtcDatetime
 
 Priority = Literal["low", "medium", "high"]
 SortField = Literal["created_at", "due_date", "priority", "title", "updated_at"]
@@ -114,9 +116,10 @@ class Task(BaseModel):
     priority: Priority
     due_date: date | None
     tags: list[str]
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
+    # Instants, written with their UTC offset; due_date is a calendar date and stays one.
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    completed_at: UtcDatetime | None
 
 
 class TaskPage(BaseModel):
