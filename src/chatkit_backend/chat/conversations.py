@@ -31,6 +31,7 @@ from ..context import RequestContext
 from ..deps import get_store
 from ..errors import NotFound
 from ..timestamps import UtcDatetime
+from .preview import plain_text
 from .store import SQLStore
 from .tool_record import TOOL_RECORD
 
@@ -49,8 +50,8 @@ class Conversation(BaseModel):
     updated_at: UtcDatetime
     message_count: int = Field(description="User and assistant messages.")
     preview: str | None = Field(
-        description=f"The first {PREVIEW_CHARS} characters of the newest message; "
-        "null when there is none."
+        description=f"The first {PREVIEW_CHARS} characters of the newest message, as plain "
+        "text (an assistant's Markdown without its markup); null when there is none."
     )
 
 
@@ -99,6 +100,9 @@ def message_text(item: UserMessageItem | AssistantMessageItem) -> str:
 def preview_of(item: ThreadItem | None) -> str | None:
     if not isinstance(item, UserMessageItem | AssistantMessageItem):
         return None
+    # Replies are Markdown (clients render them so); what users type is shown as typed.
+    if isinstance(item, AssistantMessageItem):
+        return plain_text(message_text(item), PREVIEW_CHARS)
     # One line for a list row: newlines and runs of spaces become single spaces.
     return " ".join(message_text(item).split())[:PREVIEW_CHARS]
 
