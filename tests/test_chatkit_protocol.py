@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -201,3 +202,33 @@ async def test_feedback_is_stored(client: ChatKitClient, provider: ScriptedProvi
         await client.call("items.feedback", thread_id=thread_id, item_ids=[reply], kind="positive")
         == {}
     )
+
+
+async def test_thread_history_is_newest_activity_first_like_the_rest_api(
+    client: ChatKitClient, provider: ScriptedProvider
+) -> None:
+    """An old thread written in moves to the top of threads.list, as in /api/conversations."""
+    provider.enqueue(*[Text(f"a{i}") for i in range(4)])
+    first, _ = await client.create_thread("first")
+    second, _ = await client.create_thread("second")
+    third, _ = await client.create_thread("third")
+    await client.send(first, "first again")
+
+    expected = [first, third, second]
+    newest = await client.call("threads.list", limit=10, order="desc")
+    assert [t["id"] for t in newest["data"]] == expected
+    oldest = await client.call("threads.list", limit=10, order="asc")
+    assert [t["id"] for t in oldest["data"]] == expected[::-1]
+    rest = (await client.http.get("/api/conversations")).json()
+    assert [c["id"] for c in rest] == expected
+
+    # Paged one at a time, the same threads come in the same order.
+    paged: list[str] = []
+    params: dict[str, Any] = {"limit": 1, "order": "desc"}
+    while True:
+        page = await client.call("threads.list", **params)
+        paged += [t["id"] for t in page["data"]]
+        if not page["has_more"]:
+            break
+        params["after"] = page["after"]
+    assert paged == expected

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chatkit_backend import errors
 from chatkit_backend.auth import current_context
 from chatkit_backend.chat.conversations import attachment, router
+from chatkit_backend.chat.preview import plain_text
 from chatkit_backend.chat.store import SQLStore, new_id
 from chatkit_backend.chat.tables import ThreadRow
 from chatkit_backend.config import load_settings
@@ -294,6 +295,85 @@ async def test_list_counts_messages_and_previews_the_newest(
         "message_count": 0,
         "preview": None,
     }
+
+
+# A typical reply of the todo assistant, and what a list row should read.
+REPLY_MARKDOWN = """## Your tasks for **today**
+
+Here is what I found in [your list](https://example.com/tasks "Tasks"):
+
+1. **Buy bread** _(due tomorrow)_
+2. ~~Call mum~~ done
+- `snake_case` stays, and so does 2*3 = 6
+
+![a chart](chart.png)
+
+| Task | Due |
+|------|-----|
+| Water the plants | Friday |
+
+```python
+print("hi")
+```
+
+> Tip: say &quot;show my tasks&quot; any time.<br>
+"""
+REPLY_PLAIN = (
+    "Your tasks for today Here is what I found in your list: Buy bread (due tomorrow) "
+    "Call mum done snake_case stays, and so does 2*3 = 6 a chart Task Due Water the plants "
+    'Friday print("hi") Tip: say "show my tasks" any time.'
+)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "plain"),
+    [
+        (REPLY_MARKDOWN, REPLY_PLAIN),
+        (
+            "Added **Buy bread** (due tomorrow, medium priority) as task #1.",
+            "Added Buy bread (due tomorrow, medium priority) as task #1.",
+        ),
+        (
+            "# Heading\n\nText with *emphasis* and __strong__.",
+            "Heading Text with emphasis and strong.",
+        ),
+        (
+            "See <https://example.com> or [the docs](https://d.example)",
+            "See https://example.com or the docs",
+        ),
+        ("* one\n* two\n\n---\n\n+ three", "one two three"),
+        ("    indented code\n\nafter", "indented code after"),
+        ("<div>raw html</div>\n\nText", "Text"),
+        ("a\\*literal\\* star", "a*literal* star"),
+        ("", ""),
+    ],
+)
+def test_plain_text_of_markdown(markdown: str, plain: str) -> None:
+    assert plain_text(markdown, 1000) == plain
+
+
+def test_plain_text_is_cut_to_the_limit_on_one_line() -> None:
+    assert plain_text(REPLY_MARKDOWN, 20) == REPLY_PLAIN[:20]
+    huge = "**word** " * 10_000  # a long reply: only its start is parsed
+    assert plain_text(huge, 120) == ("word " * 30).strip()[:120]
+
+
+async def test_preview_of_a_reply_is_plain_text_and_of_a_user_message_as_typed(
+    store: SQLStore, alice: httpx.AsyncClient
+) -> None:
+    replied = await new_thread(store, "Replied")
+    await add(store, user_message(replied, "show my tasks", 1))
+    await add(store, assistant_message(replied, REPLY_MARKDOWN, 2))
+    asked = await new_thread(store, "Asked")
+    # What users type is not rendered as Markdown anywhere, so it is not read as such.
+    await add(store, user_message(asked, "is 2*3*4 = **24**?\n\n# no", 1))
+
+    listed = {c["id"]: c for c in (await alice.get("/api/conversations")).json()}
+    assert listed[replied]["preview"] == REPLY_PLAIN[:120]
+    assert listed[asked]["preview"] == "is 2*3*4 = **24**? # no"
+    detail = (await alice.get(f"/api/conversations/{replied}")).json()
+    assert detail["preview"] == REPLY_PLAIN[:120]
+    assert detail["messages"][-1]["content"] == REPLY_MARKDOWN  # the message itself is kept
 
 
 # search -----------------------------------------------------------------------------
@@ -562,11 +642,11 @@ async def test_export_markdown_reads_as_a_transcript(
     assert response.text == (
         "# Plants\n"
         "\n"
-        "**User** · 2025-03-01 09:00:01 UTC\n"
+        "**User** · 2025-03-01T09:00:01Z\n"
         "\n"
         "Remind me to water the plants\n"
         "\n"
-        "**Assistant** · 2025-03-01 09:00:06 UTC\n"
+        "**Assistant** · 2025-03-01T09:00:06Z\n"
         "\n"
         "Tool calls:\n"
         '- `add_task` `{"title": "Water"}` → `{"ok": true}`\n'
@@ -574,11 +654,11 @@ async def test_export_markdown_reads_as_a_transcript(
         "\n"
         "Added **Water the plants**.\n"
         "\n"
-        "**User** · 2025-03-01 09:00:10 UTC\n"
+        "**User** · 2025-03-01T09:00:10Z\n"
         "\n"
         "What about @Garden\n"
         "\n"
-        "**Assistant** · 2025-03-01 09:00:11 UTC\n"
+        "**Assistant** · 2025-03-01T09:00:11Z\n"
         "\n"
         "Nothing else.\n"
     )

@@ -6,10 +6,13 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from chatkit.store import NotFoundError
 from chatkit.types import (
     AssistantMessageContent,
@@ -24,12 +27,17 @@ from chatkit.types import (
     Workflow,
     WorkflowItem,
 )
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatkit_backend.chat.store import SQLStore
+from chatkit_backend.chat.store import SQLStore, new_id
 from chatkit_backend.chat.tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 from chatkit_backend.context import RequestContext
+from chatkit_backend.db import Base
+
+# Every other module that declares tables, so that Base.metadata holds them all.
+from chatkit_backend.runs import tables as _run_tables  # noqa: F401
+from chatkit_backend.tasks import models as _task_models  # noqa: F401
 
 ALICE = RequestContext(user_id="alice")
 BOB = RequestContext(user_id="bob")
@@ -148,6 +156,132 @@ async def test_load_threads_limit_is_capped_at_100(store: SQLStore) -> None:
     assert len(page.data) == 100
     assert page.has_more
     assert page.after == page.data[-1].id
+
+
+async def touch(store: SQLStore, thread_id: str) -> None:
+    """New activity in the thread: an item written, as a turn does."""
+    await store.add_thread_item(
+        thread_id, assistant_message(thread_id, new_id("message"), "x"), ALICE
+    )
+
+
+async def set_activity(engine: AsyncEngine, times: dict[str, datetime]) -> None:
+    async with engine.begin() as conn:
+        for thread_id, moment in times.items():
+            await conn.execute(
+                update(ThreadRow).where(ThreadRow.id == thread_id).values(updated_at=moment)
+            )
+
+
+async def walk_threads(
+    store: SQLStore, order: str, limit: int, between_pages: Callable[[list[str]], Awaitable[None]]
+) -> list[str]:
+    """Every page of ALICE's threads in `order`, calling `between_pages(listed so far)`."""
+    listed: list[str] = []
+    after = None
+    for _ in range(100):
+        page = await store.load_threads(limit, after, order, ALICE)
+        listed += [t.id for t in page.data]
+        if not page.has_more:
+            assert page.after is None
+            return listed
+        assert page.after == page.data[-1].id
+        after = page.after
+        await between_pages(listed)
+    raise AssertionError("paging never ended")
+
+
+async def test_threads_are_listed_by_last_activity_like_the_rest_api(store: SQLStore) -> None:
+    """An old thread written in moves to the top of the history (desc), as in REST."""
+    a, b, c, d, e = [(await new_thread(store, ALICE)).id for _ in range(5)]
+    await new_thread(store, BOB)
+    await touch(store, b)
+    await touch(store, a)
+
+    newest_first = [a, b, e, d, c]
+    desc = await store.load_threads(10, None, "desc", ALICE)
+    assert [t.id for t in desc.data] == newest_first
+    asc = await store.load_threads(10, None, "asc", ALICE)
+    assert [t.id for t in asc.data] == newest_first[::-1]
+    rest = await store.search_threads(ALICE, limit=10, offset=0)
+    assert [thread.id for thread, _ in rest] == newest_first
+
+    # A rename is activity too (it saves the thread), in both listings alike.
+    renamed = await store.load_thread(d, ALICE)
+    await store.save_thread(renamed.model_copy(update={"title": "renamed"}), ALICE)
+    assert [t.id for t in (await store.load_threads(1, None, "desc", ALICE)).data] == [d]
+    assert [t.id for t, _ in await store.search_threads(ALICE, limit=1, offset=0)] == [d]
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+async def test_thread_pages_skip_and_repeat_no_unmoved_thread_while_others_move(
+    store: SQLStore, engine: AsyncEngine, order: str
+) -> None:
+    """60 threads, six to a tick of updated_at (so seq decides), paged 7 at a time while
+    two threads get new activity between every two pages: one already listed, one not."""
+    ids = [(await new_thread(store, ALICE)).id for _ in range(60)]
+    await new_thread(store, BOB)
+    base = datetime(2020, 1, 1)  # long before the activity of this test
+    # Ties in every tick, and seq order unlike time order.
+    tick = {thread_id: (i * 7) % 10 for i, thread_id in enumerate(ids)}
+    await set_activity(engine, {t: base + timedelta(seconds=tick[t]) for t in ids})
+    by_activity = sorted(ids, key=lambda t: (tick[t], ids.index(t)))
+    expected = by_activity[::-1] if order == "desc" else by_activity
+
+    moved: list[str] = []
+
+    async def move_two(listed: list[str]) -> None:
+        after = listed[-1]
+        seen = [t for t in listed if t not in moved and t != after]
+        unseen = [t for t in expected if t not in listed and t not in moved]
+        for thread_id in seen[:1] + unseen[len(unseen) // 2 :][:1]:
+            await touch(store, thread_id)
+            moved.append(thread_id)
+
+    listed = await walk_threads(store, order, 7, move_two)
+
+    assert len(moved) > 10
+    unmoved = [t for t in expected if t not in moved]
+    assert [t for t in listed if t not in moved] == unmoved  # each exactly once, in order
+    if order == "desc":
+        # Moved threads went above the cursor: never met again, nor late, by later pages.
+        assert len(listed) == len(set(listed))
+        first = await store.load_threads(len(moved), None, "desc", ALICE)
+        assert {t.id for t in first.data} == set(moved)  # a reload shows them on top
+    else:
+        # Moved threads went to the end: listed there once each (again, if seen before).
+        tail = listed[len(listed) - len(moved) :]
+        assert sorted(tail) == sorted(moved)
+
+
+async def test_thread_page_after_a_thread_that_moved_continues_from_its_new_place(
+    store: SQLStore,
+) -> None:
+    """The cursor is where the `after` thread is now: desc starts over below it (nothing
+    skipped, earlier threads again), asc finds nothing after it (start over)."""
+    ids = [(await new_thread(store, ALICE)).id for _ in range(10)]
+
+    first = await store.load_threads(3, None, "desc", ALICE)
+    assert [t.id for t in first.data] == ids[:-4:-1]
+    await touch(store, ids[7])  # the `after` thread of that page
+    second = await store.load_threads(3, first.after, "desc", ALICE)
+    assert [t.id for t in second.data] == [ids[9], ids[8], ids[6]]
+    assert second.has_more
+
+    first = await store.load_threads(3, None, "asc", ALICE)
+    assert [t.id for t in first.data] == ids[:3]
+    await touch(store, ids[2])
+    second = await store.load_threads(3, first.after, "asc", ALICE)
+    assert second.data == [] and not second.has_more
+
+
+async def test_thread_page_after_an_unknown_or_foreign_thread_is_not_found(
+    store: SQLStore,
+) -> None:
+    bobs = await new_thread(store, BOB)
+    for after in (bobs.id, "thr_missing"):
+        with pytest.raises(NotFoundError):
+            await store.load_threads(10, after, "desc", ALICE)
 
 
 async def test_thread_updated_at_is_bumped_by_add_thread_item(
@@ -450,3 +584,21 @@ async def test_save_feedback_records_only_own_items_and_upserts_kind(
     assert await store.save_feedback(thread.id, ["msg_a1", "msg_a2"], "positive", BOB) == 0
     assert await store.save_feedback(bobs.id, ["msg_a2"], "positive", BOB) == 0
     assert await feedback() == [("alice", "msg_a1", "negative")]
+
+
+# schema ---------------------------------------------------------------------
+
+
+async def test_migrations_create_what_the_models_declare(engine: AsyncEngine) -> None:
+    """Tables, columns and indexes (the thread activity index among them) of the ORM
+    models and of the migrations agree, on both databases."""
+
+    def differences(conn: Connection) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
+
+    async with engine.connect() as conn:
+        assert await conn.run_sync(differences) == []
+        indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("threads"))
+    assert {"name": "ix_threads_user_activity", "columns": ["user_id", "updated_at", "seq"]} in [
+        {"name": index["name"], "columns": index["column_names"]} for index in indexes
+    ]

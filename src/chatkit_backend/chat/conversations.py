@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from chatkit.store import NotFoundError
@@ -32,6 +32,8 @@ from ..db import MAX_SQL_INT
 from ..deps import get_store
 from ..errors import NotFound
 from ..text_rules import Name, Title
+from ..timestamps import UtcDatetime
+from .preview import plain_text
 from .store import SQLStore
 from .tool_record import TOOL_RECORD
 
@@ -46,12 +48,12 @@ class Conversation(BaseModel):
 
     id: str
     title: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
     message_count: int = Field(description="User and assistant messages.")
     preview: str | None = Field(
-        description=f"The first {PREVIEW_CHARS} characters of the newest message; "
-        "null when there is none."
+        description=f"The first {PREVIEW_CHARS} characters of the newest message, as plain "
+        "text (an assistant's Markdown without its markup); null when there is none."
     )
 
 
@@ -66,7 +68,7 @@ class Message(BaseModel):
     id: str
     role: Literal["user", "assistant"]
     content: str
-    created_at: datetime
+    created_at: UtcDatetime
     # Absent, not empty, on messages without tool calls.
     tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=lambda calls: not calls)
 
@@ -100,6 +102,9 @@ def message_text(item: UserMessageItem | AssistantMessageItem) -> str:
 def preview_of(item: ThreadItem | None) -> str | None:
     if not isinstance(item, UserMessageItem | AssistantMessageItem):
         return None
+    # Replies are Markdown (clients render them so); what users type is shown as typed.
+    if isinstance(item, AssistantMessageItem):
+        return plain_text(message_text(item), PREVIEW_CHARS)
     # One line for a list row: newlines and runs of spaces become single spaces.
     return " ".join(message_text(item).split())[:PREVIEW_CHARS]
 
@@ -221,7 +226,8 @@ def to_markdown(conversation: ConversationDetail) -> str:
 
 
 def _time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    # RFC 3339 in UTC, like the JSON: a reader or a script knows the instant exactly.
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _json(value: Any) -> str:

@@ -28,6 +28,7 @@ from chatkit.types import (
     WidgetItem,
     is_streaming_req,
 )
+from pydantic import BaseModel
 
 from ..agent.kit import AgentKit
 from ..agent.models import ModelClient
@@ -37,6 +38,7 @@ from ..runs.accounting import RunAccounting, RunOutcome
 from .events import with_fresh_ids
 from .history import HistoryConverter
 from .store import SQLStore, answer_next_read_from
+from .wire_times import with_utc_times
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,11 @@ class ChatServer(ChatKitServer[RequestContext]):
         if is_streaming_req(request):
             return StreamingResult(self._process_streaming(request, context))
         return NonStreamingResult(await self._process_non_streaming(request, context))
+
+    def _serialize(self, obj: BaseModel) -> bytes:
+        # Every JSON answer and streamed event of the SDK is written here: the one place
+        # its naive local times can be given their UTC offset (chat/wire_times.py).
+        return super()._serialize(with_utc_times(obj))
 
     async def respond(
         self,

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..context import RequestContext
 from ..db import utcnow
 from ..text_rules import storable, storable_json
+from ..timestamps import sdk_time_to_utc
 from .store_statements import store_statements
 from .tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 
@@ -114,9 +115,7 @@ def new_id(kind: str) -> str:
 
 def utc_naive(moment: datetime) -> datetime:
     """UTC without tzinfo, the one form stored. The SDK hands out naive *local* times."""
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    return sdk_time_to_utc(moment).replace(tzinfo=None)
 
 
 def clamp_limit(limit: int | None, default: int = 20) -> int:
@@ -124,12 +123,13 @@ def clamp_limit(limit: int | None, default: int = 20) -> int:
 
 
 def _after_cursor(
-    created_col: Any, seq_col: Any, created: datetime, seq: int, order: str
+    time_col: Any, seq_col: Any, time: datetime, seq: int, order: str
 ) -> ColumnElement[bool]:
+    """Rows past (time, seq) in a listing ordered by (time_col, seq_col) in `order`."""
     # The leading range term keeps the condition index-friendly on both databases.
     if order == "desc":
-        return and_(created_col <= created, or_(created_col < created, seq_col < seq))
-    return and_(created_col >= created, or_(created_col > created, seq_col > seq))
+        return and_(time_col <= time, or_(time_col < time, seq_col < seq))
+    return and_(time_col >= time, or_(time_col > time, seq_col > seq))
 
 
 class SQLStore(Store[RequestContext]):
@@ -202,13 +202,25 @@ class SQLStore(Store[RequestContext]):
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: RequestContext
     ) -> Page[ThreadMetadata]:
+        """The user's threads by last activity: "desc" most recent first, "asc" the reverse.
+
+        Activity is a new or saved item, or a saved thread (a rename): `updated_at`, the
+        order of REST /api/conversations. `after` is the last thread id of the previous
+        page, and the page continues from where that thread is *now*. So no thread that
+        did not move is skipped or repeated. A thread that got new activity between two
+        pages moved to the recent end: desc pages below the cursor do not meet it again
+        (the first page shows it), asc pages list it again at their end. If the `after`
+        thread itself moved, the next page continues from its new place at the recent
+        end: in desc the listing starts over below it (threads come again, none is
+        missed); in asc nothing follows it (start over to see the rest).
+        """
         limit = clamp_limit(limit)
         query = self._sql.threads_desc if order == "desc" else self._sql.threads_asc
         async with self.engine.connect() as conn:
             if after:
                 cursor = (
                     await conn.execute(
-                        select(ThreadRow.created_at, ThreadRow.seq).where(
+                        select(ThreadRow.updated_at, ThreadRow.seq).where(
                             ThreadRow.id == after, ThreadRow.user_id == context.user_id
                         )
                     )
@@ -216,7 +228,7 @@ class SQLStore(Store[RequestContext]):
                 if cursor is None:
                     raise NotFoundError(f"Thread {after} not found")
                 query = query.where(
-                    _after_cursor(ThreadRow.created_at, ThreadRow.seq, *cursor, order)
+                    _after_cursor(ThreadRow.updated_at, ThreadRow.seq, *cursor, order)
                 )
             params = {"user_id": context.user_id, "limit": limit + 1}
             rows = (await conn.execute(query, params)).all()

@@ -34,7 +34,7 @@ class StoreStatements:
     # thread_id, user_id, limit (the first page of a thread's items, either order)
     items_desc: Select[Any]
     items_asc: Select[Any]
-    # user_id, limit (the first page of a user's threads, either order)
+    # user_id, limit (the first page of a user's threads by last activity, either order)
     threads_desc: Select[Any]
     threads_asc: Select[Any]
 
@@ -79,8 +79,11 @@ def store_statements(dialect: str) -> StoreStatements:
         save_item=save_item,
         items_desc=thread_items.order_by(items.created_at.desc(), items.seq.desc()).limit(limit),
         items_asc=thread_items.order_by(items.created_at, items.seq).limit(limit),
-        threads_desc=user_threads.order_by(threads.created_at.desc(), threads.seq.desc()).limit(
+        # Last activity (updated_at) first, like REST /api/conversations: a thread written
+        # in moves to the top of the history. seq breaks ties, so pages neither skip nor
+        # repeat.
+        threads_desc=user_threads.order_by(threads.updated_at.desc(), threads.seq.desc()).limit(
             limit
         ),
-        threads_asc=user_threads.order_by(threads.created_at, threads.seq).limit(limit),
+        threads_asc=user_threads.order_by(threads.updated_at, threads.seq).limit(limit),
     )

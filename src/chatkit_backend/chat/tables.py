@@ -29,7 +29,8 @@ class ThreadRow(Base):
 
     __table_args__ = (
         Index("ix_threads_user_created", "user_id", "created_at", "seq"),
-        Index("ix_threads_user_updated", "user_id", "updated_at"),
+        # The thread history and REST /api/conversations: last activity first, by user.
+        Index("ix_threads_user_activity", "user_id", "updated_at", "seq"),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -16,6 +16,7 @@ from pydantic import (
 
 from ..db import MAX_SQL_INT
 from ..text_rules import Title, check_free_text, check_name
+from ..timestamps import UtcDatetime
 
 Priority = Literal["low", "medium", "high"]
 SortField = Literal["created_at", "due_date", "priority", "title", "updated_at"]
@@ -114,9 +115,10 @@ class Task(BaseModel):
     priority: Priority
     due_date: date | None
     tags: list[str]
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
+    # Instants, written with their UTC offset; due_date is a calendar date and stays one.
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    completed_at: UtcDatetime | None
 
 
 class TaskPage(BaseModel):
