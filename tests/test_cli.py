@@ -8,6 +8,8 @@ from pathlib import Path
 
 import asyncpg
 
+from chatkit_backend import db
+
 from .live import ChatKitClient, assistant_text
 from .processes import COMMAND, clean_env, run_cli, served
 
@@ -50,6 +52,10 @@ def test_an_invalid_setting_stops_start_up_with_one_line(tmp_path: Path) -> None
     assert "DATABASE_URL" in result.stderr
 
 
+def file_names(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
 async def test_concurrent_migrations_apply_once(database_url: str, tmp_path: Path) -> None:
     env = clean_env(DATABASE_URL=database_url)
     procs = [
@@ -69,3 +75,27 @@ async def test_concurrent_migrations_apply_once(database_url: str, tmp_path: Pat
         finally:
             await conn.close()
         assert len(versions) == 1
+    else:
+        # The lock that serialised them is not left beside the database.
+        assert "chatkit.db" in file_names(tmp_path)
+        assert "chatkit.db.migrate.lock" not in file_names(tmp_path)
+
+
+async def test_the_sqlite_migration_lock_excludes_and_leaves_no_file(tmp_path: Path) -> None:
+    database = tmp_path / "chatkit.db"
+    inside = 0
+    entered = 0
+
+    async def migrate_repeatedly() -> None:
+        nonlocal inside, entered
+        for _ in range(25):
+            async with db._file_lock(database):
+                inside += 1
+                entered += 1
+                assert inside == 1, "two holders of the migration lock at once"
+                await asyncio.sleep(0.001)  # let the others reach the lock meanwhile
+                inside -= 1
+
+    await asyncio.gather(*(migrate_repeatedly() for _ in range(4)))
+    assert entered == 100
+    assert file_names(tmp_path) == []

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import sys
 import tempfile
 from datetime import timedelta
@@ -40,27 +41,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problem := tracing_unavailable(settings):
         print(f"chatkit-backend: invalid configuration: {problem}", file=sys.stderr)
         return 2
-    prepare_metrics_dir()
-    uvicorn.run(
-        "chatkit_backend.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level.lower(),
-        # Give streams time to end cleanly on shutdown; partial replies are kept.
-        timeout_graceful_shutdown=15,
-    )
+    metrics_dir = prepare_metrics_dir(args.workers)
+    try:
+        uvicorn.run(
+            "chatkit_backend.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level.lower(),
+            # Give streams time to end cleanly on shutdown; partial replies are kept.
+            timeout_graceful_shutdown=15,
+        )
+    finally:
+        # The supervisor returns here after SIGTERM too, once its workers have exited.
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
-def prepare_metrics_dir() -> None:
-    """Give this server's workers one fresh directory to share their metrics through."""
-    from .metrics import MULTIPROC_ENV
+# prometheus_client reads this when it is imported (metrics.py); not imported from there,
+# because the supervisor need not load it.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-    if os.environ.get(MULTIPROC_ENV):
-        return  # the operator chose one
-    os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="chatkit-metrics-")
+
+def prepare_metrics_dir(workers: int) -> str | None:
+    """Give several workers one fresh directory to share their metrics through.
+
+    Returns the directory to remove on exit, or None when there is nothing of ours to
+    remove: one worker keeps its metrics in memory (it runs in this process, where
+    prometheus_client may be imported already), and an operator's directory is theirs.
+    """
+    if workers <= 1 or os.environ.get(MULTIPROC_ENV):
+        return None
+    # Set before any worker starts: each is a fresh interpreter that imports metrics.py.
+    os.environ[MULTIPROC_ENV] = path = tempfile.mkdtemp(prefix="chatkit-metrics-")
+    return path
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
