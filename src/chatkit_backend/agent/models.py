@@ -96,7 +96,11 @@ def choose_model(settings: Settings) -> ModelChoice:
 
 
 def prepare_litellm() -> None:
-    """Keep LiteLLM off the network at import (it fetches a cost map otherwise)."""
+    """Keep LiteLLM off the network: call this before anything imports it.
+
+    Importing LiteLLM fetches its model cost map from the internet unless this variable
+    tells it to read the copy it ships. An operator's own setting is left alone.
+    """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..agent.models import ModelChoice
+from ..agent.models import ModelChoice, prepare_litellm
 from ..config import Settings
 from ..errors import ServiceUnavailable
 from .store import SQLStore
@@ -98,6 +98,8 @@ class ChatRuntime:
 
     async def _load(self) -> ChatServer:
         modules = CHAT_MODULES + (LITELLM_MODULES if self.choice.route == "litellm" else ())
+        # Before the imports: LiteLLM reads it as it is imported (ModelClient comes later).
+        prepare_litellm()
         try:
             await asyncio.to_thread(_import, modules)
             server = self._build()
