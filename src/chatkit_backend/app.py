@@ -122,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return problem(503, "Service Unavailable", "The database is not reachable.")
         if not chat.ready:
             return problem(503, "Service Unavailable", "The chat model is still loading.")
+        if reason := chat.model_problem:
+            return problem(503, "Service Unavailable", reason, code="model_key_rejected")
         return {"status": "ready", "database": "ok", "model": "ok"}
 
     app.include_router(chatkit_router)

@@ -36,11 +36,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from .agent.models import choose_model, missing_key
     from .telemetry import tracing_unavailable
 
-    if problem := tracing_unavailable(settings):
-        print(f"chatkit-backend: invalid configuration: {problem}", file=sys.stderr)
-        return 2
+    for problem in (tracing_unavailable(settings), missing_key(choose_model(settings))):
+        if problem:
+            print(f"chatkit-backend: invalid configuration: {problem}", file=sys.stderr)
+            return 2
     metrics_dir = prepare_metrics_dir(args.workers)
     try:
         uvicorn.run(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..agent.models import ModelChoice, prepare_litellm
+from ..agent.models import ModelChoice, key_rejected, prepare_litellm
 from ..config import Settings
 from ..errors import ServiceUnavailable
 from .store import SQLStore
@@ -83,6 +83,13 @@ class ChatRuntime:
     def ready(self) -> bool:
         task = self._loading
         return task is not None and task.done() and not task.cancelled() and not task.exception()
+
+    @property
+    def model_problem(self) -> str | None:
+        """Why the loaded model cannot answer, when known (the provider refused the key)."""
+        if self._models is not None and self._models.key_rejected:
+            return key_rejected(self.choice)
+        return None
 
     async def server(self) -> ChatServer:
         """The ChatKit server, once loaded (503 if loading it failed)."""
