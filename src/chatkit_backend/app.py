@@ -27,6 +27,7 @@ from .chat.store import SQLStore
 from .chat.streaming import RunTasks
 from .config import Settings, load_settings
 from .deps import get_chat_runtime, get_engine
+from .docs import install_docs
 from .errors import install_error_handlers, problem
 from .logs import configure_logging
 from .loop_errors import quiet_sdk_leftovers
@@ -89,7 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if tracer_provider is not None:
                 tracer_provider.shutdown()  # flushes the spans still queued
 
-    app = FastAPI(title="chatkit-backend", lifespan=lifespan)
+    # The docs pages are our own (docs.py): FastAPI's load their scripts from a CDN.
+    app = FastAPI(title="chatkit-backend", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)
     app.state.settings = settings
     authenticator(app)  # built now, so its mode is logged at start
     tracer_provider = setup_tracing(app, settings)
