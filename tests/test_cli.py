@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from asyncio.subprocess import PIPE
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import asyncpg
 
 from chatkit_backend import db
+from chatkit_backend.cli import build_parser
 
 from .live import ChatKitClient, assistant_text
 from .processes import COMMAND, clean_env, run_cli, served
@@ -99,3 +101,40 @@ async def test_the_sqlite_migration_lock_excludes_and_leaves_no_file(tmp_path: P
     await asyncio.gather(*(migrate_repeatedly() for _ in range(4)))
     assert entered == 100
     assert file_names(tmp_path) == []
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (choices,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(choices.choices)
+
+
+def test_every_option_says_what_it_does_and_its_default() -> None:
+    commands = subcommands()
+    assert set(commands) == {"serve", "migrate", "token", "purge"}
+    for name, command in commands.items():
+        assert command.description, name
+        text = command.format_help()
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"{name} {action.option_strings} has no help"
+            if action.required:
+                assert "(required)" in action.help, action.option_strings
+            else:
+                assert "(default: %(default)s)" in action.help, action.option_strings
+                assert f"(default: {action.default})" in " ".join(text.split())
+
+
+def test_help_reads_cleanly_from_the_command_line(tmp_path: Path) -> None:
+    top = run_cli("--help", env=clean_env(), cwd=tmp_path)
+    assert top.returncode == 0
+    assert "`" not in top.stdout
+    assert "ChatKit" in top.stdout and ".env.example" in top.stdout
+    for command in ("serve", "migrate", "token", "purge"):
+        assert command in top.stdout
+    serve = run_cli("serve", "--help", env=clean_env(), cwd=tmp_path)
+    assert serve.returncode == 0
+    flat = " ".join(serve.stdout.split())
+    for default in ("(default: 127.0.0.1)", "(default: 8000)", "(default: 1)"):
+        assert default in flat
