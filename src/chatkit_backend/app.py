@@ -29,6 +29,7 @@ from .chat.store import SQLStore
 from .chat.streaming import RunTasks
 from .config import Settings, load_settings
 from .deps import get_chat_runtime, get_engine
+from .docs import install_docs
 from .errors import install_error_handlers, problem
 from .logs import configure_logging
 from .loop_errors import quiet_sdk_leftovers
@@ -91,7 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if tracer_provider is not None:
                 tracer_provider.shutdown()  # flushes the spans still queued
 
-    app = FastAPI(title="chatkit-backend", lifespan=lifespan)
+    # The docs pages are our own (docs.py): FastAPI's load their scripts from a CDN.
+    app = FastAPI(title="chatkit-backend", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)
     app.state.settings = settings
     authenticator(app)  # built now, so its mode is logged at start
     tracer_provider = setup_tracing(app, settings)
@@ -125,6 +128,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return problem(503, "Service Unavailable", "The database is not reachable.")
         if not chat.ready:
             return problem(503, "Service Unavailable", "The chat model is still loading.")
+        if reason := chat.model_problem:
+            # Still ready: a refused key is the same on every instance, and taking them all
+            # out of rotation would hide this message (and the REST API, which still
+            # works) behind the load balancer's own error until a restart.
+            return {"status": "ready", "database": "ok", "model": "key_rejected", "detail": reason}
         return {"status": "ready", "database": "ok", "model": "ok"}
 
     app.include_router(chatkit_router)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import sys
 import tempfile
 from datetime import timedelta
@@ -35,32 +36,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from .agent.models import choose_model, missing_key
     from .telemetry import tracing_unavailable
 
-    if problem := tracing_unavailable(settings):
-        print(f"chatkit-backend: invalid configuration: {problem}", file=sys.stderr)
-        return 2
-    prepare_metrics_dir()
-    uvicorn.run(
-        "chatkit_backend.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level.lower(),
-        # Give streams time to end cleanly on shutdown; partial replies are kept.
-        timeout_graceful_shutdown=15,
-    )
+    for problem in (tracing_unavailable(settings), missing_key(choose_model(settings))):
+        if problem:
+            print(f"chatkit-backend: invalid configuration: {problem}", file=sys.stderr)
+            return 2
+    metrics_dir = prepare_metrics_dir(args.workers)
+    try:
+        uvicorn.run(
+            "chatkit_backend.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level.lower(),
+            # Give streams time to end cleanly on shutdown; partial replies are kept.
+            timeout_graceful_shutdown=15,
+        )
+    finally:
+        # The supervisor returns here after SIGTERM too, once its workers have exited.
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
-def prepare_metrics_dir() -> None:
-    """Give this server's workers one fresh directory to share their metrics through."""
-    from .metrics import MULTIPROC_ENV
+# prometheus_client reads this when it is imported (metrics.py); not imported from there,
+# because the supervisor need not load it.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-    if os.environ.get(MULTIPROC_ENV):
-        return  # the operator chose one
-    os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="chatkit-metrics-")
+
+def prepare_metrics_dir(workers: int) -> str | None:
+    """Give several workers one fresh directory to share their metrics through.
+
+    Returns the directory to remove on exit, or None when there is nothing of ours to
+    remove: one worker keeps its metrics in memory (it runs in this process, where
+    prometheus_client may be imported already), and an operator's directory is theirs.
+    """
+    if workers <= 1 or os.environ.get(MULTIPROC_ENV):
+        return None
+    # Set before any worker starts: each is a fresh interpreter that imports metrics.py.
+    os.environ[MULTIPROC_ENV] = path = tempfile.mkdtemp(prefix="chatkit-metrics-")
+    return path
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -141,25 +159,89 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = (
+    "Self-hosted backend for OpenAI's ChatKit: serve the chat API, migrate its database, "
+    "sign bearer tokens, purge old threads."
+)
+EPILOG = (
+    "Settings come from the environment and from a .env file in the working directory: "
+    "see .env.example for every one with its default."
+)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chatkit-backend", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTP server (applies migrations first)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    parser = argparse.ArgumentParser(prog="chatkit-backend", description=DESCRIPTION, epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}. {details}",
+            epilog=EPILOG,
+        )
+
+    serve = command(
+        "serve",
+        "run the HTTP server",
+        "Pending migrations are applied at start, once, however many workers or instances "
+        "start together. SIGTERM lets streams finish for up to 15 s.",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; any but a loopback one needs auth configured "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="TCP port to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="worker processes, up to the machine's cores (default: %(default)s)",
+    )
     serve.set_defaults(func=cmd_serve)
-    migrate = sub.add_parser("migrate", help="apply pending database migrations")
+    migrate = command(
+        "migrate",
+        "apply pending database migrations and exit",
+        "Optional: serve migrates too, under the same lock.",
+    )
     migrate.set_defaults(func=cmd_migrate)
-    token = sub.add_parser("token", help="print a bearer token signed with the shared secret")
-    token.add_argument("--user", required=True, help="the user id (the token's sub)")
+    token = command(
+        "token",
+        "print a bearer token signed with the shared secret",
+        "Signs HS256 with BETTER_AUTH_SECRET or AUTH_SECRET; not for AUTH_JWKS_URL set-ups.",
+    )
+    token.add_argument("--user", required=True, help="the user id, the token's sub (required)")
     token.add_argument(
-        "--ttl", type=parse_ttl, default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)"
+        "--ttl",
+        type=parse_ttl,
+        default="1h",
+        help="how long the token is valid: 90s, 15m, 1h, 7d (default: %(default)s)",
     )
     token.set_defaults(func=cmd_token)
-    purge = sub.add_parser("purge", help="delete threads with no activity for a while")
+    purge = command(
+        "purge",
+        "delete threads with no activity for a while",
+        "Their items, attachments, feedback and usage rows go with them.",
+    )
     purge.add_argument(
-        "--older-than", type=parse_ttl, required=True, help="age such as 90d, 12h or 30m"
+        "--older-than",
+        type=parse_ttl,
+        required=True,
+        help="idle time after which a thread goes: 90d, 12h, 30m (required)",
     )
     purge.set_defaults(func=cmd_purge)
     return parser

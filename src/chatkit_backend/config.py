@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     model_api_base: str | None = None
     model_api_key: str | None = None
     gemini_api_key: str | None = None
+    # LiteLLM takes Google's own name for the Gemini key too; only for MODEL=gemini/...
+    google_api_key: str | None = None
     gemini_model: str = "gemini-2.5-flash"
     openai_api_key: str | None = None
     anthropic_api_key: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -148,21 +149,35 @@ def _upgrade(connection: Connection) -> None:
 
 
 def _locked_file(path: Path) -> IO[str]:
-    handle = open(path, "a+")  # noqa: SIM115 - closed by the caller, which releases the lock
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    return handle
+    while True:
+        handle = open(path, "a+")  # noqa: SIM115 - closed by the caller, which releases the lock
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            current = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            current = False
+        if current:
+            return handle
+        # Its holder removed it as it let go: whoever locks the file now at `path` is next.
+        handle.close()
 
 
 @asynccontextmanager
 async def _file_lock(path: Path | None) -> AsyncIterator[None]:
-    """Serialise migrations of one SQLite file across processes (flock dies with them)."""
+    """Serialise migrations of one SQLite file across processes (flock dies with them).
+
+    The lock file is removed on release, before the lock is let go, so none is left next
+    to the database; a waiter that then gets the removed file sees it and tries again.
+    """
     if path is None:
         yield
         return
-    handle = await asyncio.to_thread(_locked_file, path.with_name(path.name + ".migrate.lock"))
+    lock_path = path.with_name(path.name + ".migrate.lock")
+    handle = await asyncio.to_thread(_locked_file, lock_path)
     try:
         yield
     finally:
+        lock_path.unlink(missing_ok=True)
         handle.close()
 
 

@@ -1,12 +1,12 @@
 """Prometheus metrics, correct across worker processes.
 
-`chatkit-backend serve` sets PROMETHEUS_MULTIPROC_DIR before the workers start, so
-every worker writes its samples there and /metrics aggregates them all.
+With several workers `chatkit-backend serve` sets PROMETHEUS_MULTIPROC_DIR before they
+start, so every worker writes its samples there and /metrics aggregates them all. One
+process keeps its samples in memory and /metrics reads them from there.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
@@ -17,13 +17,17 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .auth import current_context
 from .context import RequestContext
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus_client picks where samples live once, when it is imported: in files when
+# PROMETHEUS_MULTIPROC_DIR was set by then, else in memory. /metrics must read them from
+# the same place, whatever the variable says later.
+SAMPLES_IN_FILES = values.ValueClass is not values.MutexValue
 
 TURNS = Counter("chatkit_turns", "Agent turns by outcome.", ["model", "outcome"])
 TURN_SECONDS = Histogram(
@@ -45,7 +49,7 @@ ERRORS = Counter("chatkit_errors", "Errors by kind.", ["kind"])
 
 
 def exposition() -> bytes:
-    if os.environ.get(MULTIPROC_ENV):
+    if SAMPLES_IN_FILES:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)

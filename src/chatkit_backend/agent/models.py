@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from ..config import Settings
 
@@ -34,6 +35,16 @@ NO_KEY = "not-set"
 
 Route = Literal["offline", "openai", "litellm"]
 
+# The cloud providers whose keys are settings: the variable each key comes from, and the
+# provider's own API host (MODEL_API_BASE anywhere else, a proxy or a local server, may
+# need no key at all).
+CLOUD_PROVIDERS = {
+    "gemini": ("GEMINI_API_KEY", "generativelanguage.googleapis.com"),
+    "openai": ("OPENAI_API_KEY", "api.openai.com"),
+    "anthropic": ("ANTHROPIC_API_KEY", "api.anthropic.com"),
+}
+MODEL_API_KEY = "MODEL_API_KEY"
+
 
 @dataclass(frozen=True)
 class ModelChoice:
@@ -43,6 +54,8 @@ class ModelChoice:
     reason: str
     api_base: str | None = None
     api_key: str | None = None
+    # The setting the key comes from (or would): what to check when the provider says 401.
+    key_variable: str | None = None
 
     @property
     def is_offline(self) -> bool:
@@ -62,15 +75,26 @@ class ModelChoice:
         return self.name.removeprefix(LITELLM_PREFIX)
 
 
-def _provider_key(settings: Settings, model: str) -> str | None:
+def _provider(model: str) -> str:
+    return model.removeprefix(LITELLM_PREFIX).split("/", 1)[0]
+
+
+def _provider_key(settings: Settings, model: str) -> tuple[str | None, str]:
+    """The key for `model` and the variable it comes from (or should)."""
     if settings.model_api_key:
-        return settings.model_api_key
-    provider = model.removeprefix(LITELLM_PREFIX).split("/", 1)[0]
-    return {
+        return settings.model_api_key, MODEL_API_KEY
+    provider = _provider(model)
+    if provider == "gemini" and not settings.gemini_api_key and settings.google_api_key:
+        return settings.google_api_key, "GOOGLE_API_KEY"
+    keys = {
         "gemini": settings.gemini_api_key,
         "openai": settings.openai_api_key,
         "anthropic": settings.anthropic_api_key,
-    }.get(provider)
+    }
+    if provider not in keys:
+        # LiteLLM may find the provider's own variable itself; ours is the one we know.
+        return None, MODEL_API_KEY
+    return keys[provider], CLOUD_PROVIDERS[provider][0]
 
 
 def choose_model(settings: Settings) -> ModelChoice:
@@ -78,25 +102,48 @@ def choose_model(settings: Settings) -> ModelChoice:
     if settings.model:
         if settings.model == OFFLINE:
             return ModelChoice(OFFLINE, "MODEL=offline")
-        return ModelChoice(
-            settings.model,
-            "MODEL is set",
-            settings.model_api_base,
-            _provider_key(settings, settings.model),
-        )
+        key, variable = _provider_key(settings, settings.model)
+        return ModelChoice(settings.model, "MODEL is set", settings.model_api_base, key, variable)
     candidates = [
-        (settings.gemini_api_key, f"gemini/{settings.gemini_model}", "GEMINI_API_KEY is set"),
-        (settings.openai_api_key, "openai/gpt-4o-mini", "OPENAI_API_KEY is set"),
-        (settings.anthropic_api_key, "anthropic/claude-sonnet-4-5", "ANTHROPIC_API_KEY is set"),
+        (settings.gemini_api_key, f"gemini/{settings.gemini_model}", "GEMINI_API_KEY"),
+        (settings.openai_api_key, "openai/gpt-4o-mini", "OPENAI_API_KEY"),
+        (settings.anthropic_api_key, "anthropic/claude-sonnet-4-5", "ANTHROPIC_API_KEY"),
     ]
-    for key, name, reason in candidates:
+    for key, name, variable in candidates:
         if key:
-            return ModelChoice(name, reason, settings.model_api_base, key)
+            return ModelChoice(name, f"{variable} is set", settings.model_api_base, key, variable)
     return ModelChoice(OFFLINE, "no MODEL and no provider API key")
 
 
+def missing_key(choice: ModelChoice) -> str | None:
+    """Why `choice` cannot answer for want of a key, naming the variable; None if it may.
+
+    Only when that is certain: a known cloud provider, no key for it, and no MODEL_API_BASE
+    pointing somewhere else. Served anyway, every message would fail with HTTP 401.
+    """
+    if choice.is_offline or choice.api_key:
+        return None
+    known = CLOUD_PROVIDERS.get(_provider(choice.name))
+    if known is None:
+        return None
+    variable, host = known
+    if choice.api_base and urlsplit(choice.api_base).hostname != host:
+        return None
+    return f"MODEL={choice.name} needs an API key: set {variable} (or {MODEL_API_KEY})"
+
+
+def key_rejected(choice: ModelChoice) -> str:
+    """What to tell users and operators when the provider refuses the key (HTTP 401)."""
+    variable = choice.key_variable or MODEL_API_KEY
+    return f"The model provider refused the API key (HTTP 401): check {variable}."
+
+
 def prepare_litellm() -> None:
-    """Keep LiteLLM off the network at import (it fetches a cost map otherwise)."""
+    """Keep LiteLLM off the network: call this before anything imports it.
+
+    Importing LiteLLM fetches its model cost map from the internet unless this variable
+    tells it to read the copy it ships. An operator's own setting is left alone.
+    """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
@@ -109,6 +156,9 @@ class ModelClient:
 
     def __init__(self, choice: ModelChoice) -> None:
         self.choice = choice
+        # Set when the provider refused the key, cleared by the next answered turn: a
+        # wrong key does not fix itself, and /health/ready reports it.
+        self.key_rejected = False
         self._openai: AsyncOpenAI | None = None
         if choice.route == "openai":
             from .openai_client import ChunkValidatingOpenAI

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..agent.models import ModelChoice
+from ..agent.models import ModelChoice, key_rejected, prepare_litellm
 from ..config import Settings
 from ..errors import ServiceUnavailable
 from .store import SQLStore
@@ -84,6 +84,13 @@ class ChatRuntime:
         task = self._loading
         return task is not None and task.done() and not task.cancelled() and not task.exception()
 
+    @property
+    def model_problem(self) -> str | None:
+        """Why the loaded model cannot answer, when known (the provider refused the key)."""
+        if self._models is not None and self._models.key_rejected:
+            return key_rejected(self.choice)
+        return None
+
     async def server(self) -> ChatServer:
         """The ChatKit server, once loaded (503 if loading it failed)."""
         self.start()
@@ -98,6 +105,8 @@ class ChatRuntime:
 
     async def _load(self) -> ChatServer:
         modules = CHAT_MODULES + (LITELLM_MODULES if self.choice.route == "litellm" else ())
+        # Before the imports: LiteLLM reads it as it is imported (ModelClient comes later).
+        prepare_litellm()
         try:
             await asyncio.to_thread(_import, modules)
             server = self._build()

@@ -31,7 +31,7 @@ from chatkit.types import (
 from pydantic import BaseModel
 
 from ..agent.kit import AgentKit
-from ..agent.models import ModelClient
+from ..agent.models import ModelChoice, ModelClient, key_rejected
 from ..agent.titles import generate_title
 from ..context import RequestContext
 from ..runs.accounting import RunAccounting, RunOutcome
@@ -55,9 +55,14 @@ def user_text(item: UserMessageItem) -> str:
     return "".join(part.text for part in item.content if isinstance(part, UserMessageTextContent))
 
 
-def provider_error_message(exc: BaseException) -> str:
-    """What the user sees when the model fails: no internals, never a key or a URL."""
+def provider_error_message(exc: BaseException, choice: ModelChoice | None = None) -> str:
+    """What the user sees when the model fails: no internals, never a key or a URL.
+
+    A refused key names the setting to check (never its value): retrying cannot help.
+    """
     status = getattr(exc, "status_code", None)
+    if status == 401 and choice is not None:
+        return key_rejected(choice)
     if status == 429:
         return "The model provider is rate-limiting requests. Please try again in a moment."
     if isinstance(exc, TimeoutError):
@@ -162,6 +167,7 @@ class ChatServer(ChatKitServer[RequestContext]):
             async for event in self.kit.after_run(agent_context):
                 yield event
             outcome = "completed"
+            self.models.key_rejected = False
         except (asyncio.CancelledError, GeneratorExit):
             outcome = "cancelled"
             raise
@@ -169,7 +175,10 @@ class ChatServer(ChatKitServer[RequestContext]):
             raise
         except Exception as exc:
             log.exception("agent run failed", extra={"thread_id": thread.id})
-            raise CustomStreamError(provider_error_message(exc), allow_retry=True) from exc
+            if getattr(exc, "status_code", None) == 401:
+                self.models.key_rejected = True
+            message = provider_error_message(exc, self.models.choice)
+            raise CustomStreamError(message, allow_retry=True) from exc
         finally:
             deadline.cancel()
             # Without this the run keeps reading the model stream (and running tools)
