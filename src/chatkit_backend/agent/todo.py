@@ -35,6 +35,8 @@ Today's date is {today} ({weekday}).
 - When the user names a task by its title, call list_tasks with a search first to find its id.
 - list_tasks also shows the user the tasks as a list with buttons: do not repeat every task
   in your reply unless asked; summarise.
+- For what is due (today, this week, by a date) or overdue, call list_tasks with
+  due_after/due_before or overdue.
 - After using a tool, say briefly what you did. Never invent task ids."""
 
 Clock = Callable[[], date]
@@ -91,6 +93,8 @@ class TodoKit:
         if not isinstance(context, TodoContext) or context.listed_task_ids is None:
             return
         tasks = await self._current(context.request_context, context.listed_task_ids)
+        if context.listed_task_ids and not tasks:
+            return  # the turn deleted what it listed ("clear completed"): nothing to show
         widget = task_widgets.task_list_widget(tasks, self.today())
         async for event in stream_widget(
             context.thread, widget, task_widgets.copy_text(tasks), new_id
