@@ -65,6 +65,7 @@ async def test_the_first_conversation_of_a_new_user(chat: ChatKitClient) -> None
     assert assistant_text(events) == "You have 1 task."
     widget = widget_of(events)
     assert widget is not None and "Buy bread" in str(widget["copy_text"])
+    assert widget["widget"]["status"]["text"] == "1 task"
 
     events = await chat.send(thread_id, "mark buy bread as done")
     assert "Buy bread" in assistant_text(events)
@@ -97,6 +98,16 @@ def widget_keys(events: list[dict[str, Any]]) -> list[str]:
     widget = widget_of(events)
     assert widget is not None, "no task list widget"
     return [row["key"] for row in widget["widget"]["children"]]
+
+
+def captions(node: Any) -> list[str]:
+    """The Caption texts of a widget, depth first."""
+    if isinstance(node, list):
+        return [text for child in node for text in captions(child)]
+    if not isinstance(node, dict):
+        return []
+    own = [node["value"]] if node.get("type") == "Caption" else []
+    return own + captions(node.get("children"))
 
 
 async def add_via_rest(rest: httpx.AsyncClient, title: str, due: date | None = None) -> int:
@@ -164,3 +175,16 @@ async def test_a_numeric_date_is_the_due_date_not_part_of_the_title(chat: ChatKi
     await chat.create_thread("add a task: book dentist on 12/15")
     tasks = (await chat.http.get("/api/tasks")).json()["items"]
     assert [(t["title"], t["due_date"]) for t in tasks] == [("Book dentist", dec15.isoformat())]
+
+
+async def test_the_reply_and_the_widget_write_dates_alike(chat: ChatKitClient) -> None:
+    thread_id, events = await chat.create_thread("add call mom in 10 days")
+    added = assistant_text(events)
+    # "Added **Call mom** (due Sat 5 Dec, medium priority) as task #1."
+    phrase = added.split("(", 1)[1].split(",", 1)[0]
+    assert phrase.startswith("due ") and " 0" not in phrase
+
+    events = await chat.send(thread_id, "show my tasks")
+    widget = widget_of(events)
+    assert widget is not None
+    assert captions(widget["widget"]) == [phrase[:1].upper() + phrase[1:]]

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
 from ..db import utcnow
+from . import stored_items
 from .store_statements import store_statements
 from .tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 
@@ -91,7 +92,7 @@ def _from_just_read(thread_id: str, limit: int) -> Page[ThreadItem] | None:
     return Page(data=data, has_more=has_more, after=data[-1].id if has_more and data else None)
 
 
-_item_adapter: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
+_item_adapter = stored_items.item_adapter
 _attachment_adapter: TypeAdapter[Attachment] = TypeAdapter(Attachment)
 
 
