@@ -43,7 +43,9 @@ THIRD_PARTY_WARNINGS = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.has_plugin("warnings"):
+        return  # `-p no:warnings`: nothing turns warnings into errors, nothing to mark
     for item in items:
         for rule in THIRD_PARTY_WARNINGS:
             item.add_marker(pytest.mark.filterwarnings(rule))
