@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from datetime import date
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -139,6 +142,130 @@ def test_phrasing_becomes_tool_call(text: str, tool: str, arguments: dict[str, A
     assert plan(text) == Plan(tool_calls=(ToolRequest(tool, arguments),))
 
 
+# Everyday phrasings, the page's own suggestions among them. Today is Wednesday 18 Nov:
+# this week runs to Sunday the 22nd, next week is the 23rd to the 29th.
+Call = tuple[str, dict[str, Any]]
+
+
+def add(title: str, due: str | None = None) -> Call:
+    """add_task; `due` is "MM-DD" this year, or a whole ISO date."""
+    if due is None:
+        return ("add_task", {"title": title})
+    return ("add_task", {"title": title, "due_date": due if len(due) == 10 else f"2026-{due}"})
+
+
+def pending(**filters: Any) -> Call:
+    return ("list_tasks", {"status": "pending", **filters})
+
+
+def days(first: str, last: str | None = None) -> dict[str, str]:
+    return {"due_after": f"2026-{first}", "due_before": f"2026-{last or first}"}
+
+
+def update(task_id: int, **changes: Any) -> Call:
+    return ("update_task", {"task_id": task_id, **changes})
+
+
+CLEAR = ("list_tasks", {"status": "completed"})
+EVERYDAY: list[tuple[str, Call]] = [
+    # Adding, with dates written as people write them.
+    ("Add a task to buy bread tomorrow", add("Buy bread", "11-19")),
+    ("add a task: book dentist on 12/15", add("Book dentist", "12-15")),
+    ("add pay rent 12/1", add("Pay rent", "12-01")),
+    ("add renew passport by 1/15/2027", add("Renew passport", "2027-01-15")),
+    ("add call the bank on 25/12", add("Call the bank", "12-25")),
+    ("add buy 1/2 cup flour", add("Buy 1/2 cup flour")),
+    ("buy eggs", add("Buy eggs")),
+    ("do laundry", add("Do laundry")),
+    ("call mom friday", add("Call mom", "11-20")),
+    ("water the plants tomorrow", add("Water the plants", "11-19")),
+    ("I need to renew my passport", add("Renew my passport")),
+    ("don't forget to feed the cat tonight", add("Feed the cat", "11-18")),
+    ("remind me to pay rent next monday", add("Pay rent", "11-23")),
+    # Listing, filtered by due date, priority and state.
+    ("Show my tasks", ("list_tasks", {"status": "all"})),
+    ("What is due this week?", pending(**days("11-18", "11-22"))),
+    ("what's due this week", pending(**days("11-18", "11-22"))),
+    ("what's due today?", pending(**days("11-18"))),
+    ("what do I have to do today", pending(**days("11-18"))),
+    ("what needs to be done today?", pending(**days("11-18"))),
+    ("what's on my plate today", pending(**days("11-18"))),
+    ("anything due tomorrow?", pending(**days("11-19"))),
+    ("what's due next week", pending(**days("11-23", "11-29"))),
+    ("show tasks due by friday", pending(due_before="2026-11-20")),
+    ("what's due on friday?", pending(**days("11-20"))),
+    ("what's overdue?", pending(overdue=True)),
+    ("show my overdue tasks", pending(overdue=True)),
+    ("list high priority tasks", ("list_tasks", {"status": "all", "priority": "high"})),
+    ("show urgent tasks due this week", pending(priority="high", **days("11-18", "11-22"))),
+    ("show completed tasks", ("list_tasks", {"status": "completed"})),
+    ("show tasks about late fees", ("list_tasks", {"status": "all", "search": "late fees"})),
+    # Completing and reopening.
+    ("mark task 3 as done", ("complete_task", {"task_id": 3})),
+    ("done with task 4", ("complete_task", {"task_id": 4})),
+    ("I finished task 5", ("complete_task", {"task_id": 5})),
+    ("tick off buy bread", ("list_tasks", {"search": "buy bread"})),
+    ("reopen task 2", update(2, completed=False)),
+    ("mark task 2 as not done", update(2, completed=False)),
+    ("uncheck task 6", update(6, completed=False)),
+    # Deleting one, and clearing the completed ones.
+    ("delete task 8", ("delete_task", {"task_id": 8})),
+    ("remove the dentist task", ("list_tasks", {"search": "dentist"})),
+    ("clear all completed tasks", CLEAR),
+    ("delete completed tasks", CLEAR),
+    ("remove all done tasks", CLEAR),
+    ("clean up my finished tasks", CLEAR),
+    ("clear completed", CLEAR),
+    ("delete the tasks that are done", CLEAR),
+    # Changing due date, priority and title.
+    ("move task 2 to 12/20", update(2, due_date="2026-12-20")),
+    ("change the due date of task 2 to next friday", update(2, due_date="2026-11-20")),
+    ("postpone task 2 until tomorrow", update(2, due_date="2026-11-19")),
+    ("make task 2 low priority", update(2, priority="low")),
+    ("set the priority of task 3 to high", update(3, priority="high")),
+    ("rename task 2 to call the plumber", update(2, title="Call the plumber")),
+    ("change task 2's title to pay the gas bill", update(2, title="Pay the gas bill")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "call"), EVERYDAY)
+def test_everyday_phrasings(text: str, call: Call) -> None:
+    assert plan(text) == Plan(tool_calls=(ToolRequest(*call),))
+
+
+def page_suggestions() -> list[str]:
+    page = resources.files("chatkit_backend.web").joinpath("static/index.html").read_text()
+    return [html.unescape(text) for text in re.findall(r'class="suggestion">([^<]+)<', page)]
+
+
+def test_the_page_offers_suggestions() -> None:
+    assert len(page_suggestions()) >= 3
+
+
+@pytest.mark.parametrize("text", page_suggestions())
+def test_every_suggestion_of_the_page_works_offline(text: str) -> None:
+    result = plan(text)
+    assert result.tool_calls, result.text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tell me a joke",
+        "yes",
+        "I'm tired",
+        "what's the weather like?",
+        "buy eggs?",
+        "good night",
+        "do you know me",
+    ],
+)
+def test_chat_and_questions_are_not_added_as_tasks(text: str) -> None:
+    result = plan(text)
+    assert not result.tool_calls
+    assert result.text.startswith("Sorry, I didn't understand that.")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -250,6 +377,37 @@ def test_after_the_action_the_turn_ends_with_its_result() -> None:
     )
 
 
+def test_clearing_completed_tasks_deletes_each_then_counts_them() -> None:
+    found = ToolResult(
+        "list_tasks",
+        {"status": "completed"},
+        listed(task(1, "Pay rent", completed=True), task(4, "Buy bread", completed=True)),
+    )
+    assert plan("clear all completed tasks", found).tool_calls == (
+        ToolRequest("delete_task", {"task_id": 1}),
+        ToolRequest("delete_task", {"task_id": 4}),
+    )
+    deleted = [
+        ToolResult("delete_task", {"task_id": i}, one(task(i, "x", completed=True))) for i in (1, 4)
+    ]
+    assert plan("clear all completed tasks", found, *deleted) == Plan(
+        text="Cleared 2 completed tasks."
+    )
+
+
+def test_clearing_with_nothing_completed_says_so() -> None:
+    found = ToolResult("list_tasks", {"status": "completed"}, listed())
+    assert plan("clear completed", found) == Plan(text="You have no completed tasks to clear.")
+
+
+def test_a_task_added_without_saying_add_says_how_to_take_it_back() -> None:
+    added = ToolResult("add_task", {"title": "Buy eggs"}, one(task(7, "Buy eggs")))
+    assert plan("buy eggs", added) == Plan(
+        text="Added **Buy eggs** (medium priority) as task #7. "
+        "(Not what you meant? Say “delete task 7”.)"
+    )
+
+
 # --- Replies from tool output -------------------------------------------------------
 
 
@@ -271,26 +429,22 @@ def test_added_reply_names_a_later_date() -> None:
     assert text == "Added **Pay rent** (due Mon 23 Nov, high priority) as task #4."
 
 
-def test_list_reply() -> None:
+def test_a_listing_answers_in_one_sentence_the_widget_shows_the_tasks() -> None:
     tasks = listed(
         task(1, "Pay rent", priority="high", due_date="2026-11-16"),
         task(2, "Buy bread", due_date="2026-11-18"),
         task(3, "Call mom"),
     )
     text = reply("show my pending tasks", "list_tasks", {"status": "pending"}, tasks)
-    assert text == (
-        "You have 3 pending tasks:\n\n"
-        "- #1 Pay rent (was due Mon 16 Nov, high priority)\n"
-        "- #2 Buy bread (due today)\n"
-        "- #3 Call mom"
-    )
+    assert text == "You have 3 pending tasks."
 
 
 def test_list_reply_counts_done_ones() -> None:
     tasks = listed(task(1, "Pay rent", completed=True), task(2, "Buy bread"))
     text = reply("show my tasks", "list_tasks", {"status": "all"}, tasks)
-    assert text.startswith("You have 2 tasks (1 done):")
-    assert "- #1 Pay rent ✓" in text
+    assert text == "You have 2 tasks (1 done)."
+    one_task = reply("show my tasks", "list_tasks", {"status": "all"}, listed(task(1, "Pay")))
+    assert one_task == "You have 1 task."
 
 
 @pytest.mark.parametrize(
@@ -300,18 +454,66 @@ def test_list_reply_counts_done_ones() -> None:
         ({"status": "pending"}, "You have no pending tasks. 🎉"),
         ({"status": "all", "priority": "high"}, "You have no high-priority tasks."),
         ({"status": "all", "search": "bread"}, "You have no tasks matching “bread”."),
+        (
+            {"status": "pending", "due_after": "2026-11-18", "due_before": "2026-11-22"},
+            "You have no pending tasks due this week.",
+        ),
+        ({"status": "pending", "overdue": True}, "You have no overdue tasks."),
     ],
 )
 def test_empty_list_replies(arguments: dict[str, Any], expected: str) -> None:
     assert reply("show my tasks", "list_tasks", arguments, listed()).startswith(expected)
 
 
-def test_long_lists_are_cut_short() -> None:
-    tasks = [task(i, f"Task {i}") for i in range(1, 16)]
-    text = reply("tasks", "list_tasks", {"status": "all"}, listed(*tasks))
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (
+            {"due_after": "2026-11-18", "due_before": "2026-11-18"},
+            "You have 1 pending task due today.",
+        ),
+        (
+            {"due_after": "2026-11-19", "due_before": "2026-11-19"},
+            "You have 1 pending task due tomorrow.",
+        ),
+        (
+            {"due_after": "2026-11-20", "due_before": "2026-11-20"},
+            "You have 1 pending task due Fri 20 Nov.",
+        ),
+        (
+            {"due_after": "2026-11-18", "due_before": "2026-11-22"},
+            "You have 1 pending task due this week.",
+        ),
+        (
+            {"due_after": "2026-11-23", "due_before": "2026-11-29"},
+            "You have 1 pending task due next week.",
+        ),
+        ({"due_before": "2026-11-20"}, "You have 1 pending task due by Fri 20 Nov."),
+        ({"overdue": True}, "You have 1 overdue task."),
+    ],
+)
+def test_list_replies_say_which_due_dates_they_cover(
+    arguments: dict[str, Any], expected: str
+) -> None:
+    found = listed(task(1, "Pay rent", due_date="2026-11-18"))
+    assert reply("what is due?", "list_tasks", {"status": "pending", **arguments}, found) == (
+        expected
+    )
+
+
+def test_a_listing_longer_than_the_page_says_so() -> None:
+    tasks = [task(i, f"Task {i}") for i in range(1, 101)]
+    output = json.dumps({"ok": True, "count": 130, "tasks": tasks})
+    text = reply("tasks", "list_tasks", {"status": "all"}, output)
+    assert text == "You have 130 tasks. The list below shows the first 100."
+
+
+def test_a_long_list_of_matches_is_cut_short() -> None:
+    found = lookup("task", listed(*(task(i, f"Task {i}") for i in range(1, 16))))
+    text = plan("delete task called task", found).text
     assert "- #10 Task 10" in text
     assert "#11" not in text
-    assert text.endswith("- …and 5 more")
+    assert "- …and 5 more" in text
 
 
 def test_completed_deleted_and_updated_replies() -> None:

@@ -185,3 +185,92 @@ async def test_bad_tool_arguments_come_back_as_structured_errors(
         (False, "invalid"),
         (False, "not_found"),
     ]
+
+
+async def test_list_tasks_via_the_model_shows_the_widget_and_only_the_models_words(
+    client: ChatKitClient, provider: ScriptedProvider, rest: httpx.AsyncClient
+) -> None:
+    for title in ("Buy bread", "Call mum"):
+        assert (await rest.post("/api/tasks", json={"title": title})).status_code == 201
+    provider.enqueue(ToolCalls([("list_tasks", {})]), Text("You have two tasks."))
+    _, events = await client.create_thread("list tasks")
+
+    messages = [
+        e["item"]
+        for e in events
+        if e["type"] == "thread.item.done" and e["item"]["type"] == "assistant_message"
+    ]
+    assert [m["content"][0]["text"] for m in messages] == ["You have two tasks."]
+    widgets = [
+        e["item"]
+        for e in events
+        if e["type"] == "thread.item.done" and e["item"]["type"] == "widget"
+    ]
+    assert len(widgets) == 1
+    assert widgets[0]["widget"]["status"]["text"] == "2 tasks"
+    assert "Buy bread" in widgets[0]["copy_text"] and "Call mum" in widgets[0]["copy_text"]
+
+
+async def listed_widget(
+    client: ChatKitClient, provider: ScriptedProvider, rest: httpx.AsyncClient
+) -> tuple[str, dict[str, Any], list[int]]:
+    """A thread whose list widget shows two tasks: (thread id, widget item, task ids)."""
+    ids = []
+    for title in ("Buy bread", "Call mum"):
+        response = await rest.post("/api/tasks", json={"title": title})
+        ids.append(response.json()["id"])
+    provider.enqueue(ToolCalls([("list_tasks", {})]), Text("Here they are."))
+    thread_id, events = await client.create_thread("show my tasks")
+    widget = next(
+        e["item"]
+        for e in events
+        if e["type"] == "thread.item.done" and e["item"]["type"] == "widget"
+    )
+    return thread_id, widget, ids
+
+
+def row_keys(widget_item: dict[str, Any]) -> list[str]:
+    return [row["key"] for row in widget_item["widget"]["children"]]
+
+
+async def stored_widget(client: ChatKitClient, thread_id: str) -> dict[str, Any]:
+    widgets = [i for i in await client.items(thread_id) if i["type"] == "widget"]
+    assert len(widgets) == 1
+    return widgets[0]
+
+
+async def test_a_button_of_a_task_deleted_since_says_so_and_refreshes_the_widget(
+    client: ChatKitClient, provider: ScriptedProvider, rest: httpx.AsyncClient
+) -> None:
+    thread_id, widget, (bread, mum) = await listed_widget(client, provider, rest)
+    assert (await rest.delete(f"/api/tasks/{bread}")).status_code in (200, 204)
+
+    events = await client.stream(
+        "threads.custom_action",
+        thread_id=thread_id,
+        item_id=widget["id"],
+        action={"type": "task.complete", "payload": {"task_id": bread}},
+    )
+    notices = [e for e in events if e["type"] == "notice"]
+    assert [n["message"] for n in notices] == [
+        f"Task #{bread} no longer exists, so it is gone from the list."
+    ]
+    replaced = [e["item"] for e in events if e["type"] == "thread.item.replaced"]
+    assert [row_keys(item) for item in replaced] == [[f"task-{mum}"]]
+    assert row_keys(await stored_widget(client, thread_id)) == [f"task-{mum}"]
+
+
+async def test_a_sync_action_on_a_deleted_task_returns_the_refreshed_widget(
+    client: ChatKitClient, provider: ScriptedProvider, rest: httpx.AsyncClient
+) -> None:
+    thread_id, widget, (bread, mum) = await listed_widget(client, provider, rest)
+    assert (await rest.delete(f"/api/tasks/{mum}")).status_code in (200, 204)
+
+    answer = await client.call(
+        "threads.sync_custom_action",
+        thread_id=thread_id,
+        item_id=widget["id"],
+        action={"type": "task.delete", "payload": {"task_id": mum}},
+    )
+    assert row_keys(answer["updated_item"]) == [f"task-{bread}"]
+    assert row_keys(await stored_widget(client, thread_id)) == [f"task-{bread}"]

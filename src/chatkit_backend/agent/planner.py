@@ -4,25 +4,25 @@ The newest user message becomes one intent: a reply (help, a question back), a
 tool call (add, list) or an action on one task (complete, delete, update). An
 action that names its task by title words first calls `list_tasks(search=...)`;
 the Agents SDK then calls the planner again with that result, and the planner
-picks the task (or asks which one). After the last tool result it describes what
-happened from the tool's own output, so it never invents ids.
+picks the task (or asks which one). "Clear completed tasks" lists the completed
+ones, then deletes each. After the last tool result it describes what happened
+from the tools' own output (replies.py), so it never invents ids.
 
-Date rule: a bare weekday, "on/by/due friday" and "next friday" all mean the first
-such day strictly after today; "this friday" / "the coming friday" is today when
-today is a Friday.
+A message that is no command and no question ("buy eggs") adds a task, and the
+reply says how to undo that. How dates are read: dates.py.
 """
 
 from __future__ import annotations
 
-import ast
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from .dates import find_date, next_week, parse_date, week_end
 from .offline import Conversation, Plan, Planner, ToolRequest, ToolResult
+from .replies import EXAMPLE_ADD, as_dict, cleared_reply, describe, task_lines, tasks_of, title_md
 
 OFFLINE_NOTE = (
     "I'm running on the built-in **offline model**, so I only understand a few "
@@ -35,18 +35,15 @@ HELP = (
     "I can keep your todo list. Try:\n\n"
     "- “add a task to buy bread tomorrow”\n"
     "- “show my pending tasks”\n"
+    "- “what is due this week?”\n"
     "- “mark buy bread as done”\n"
     "- “make task 2 high priority”\n\n"
-    "I can also rename, reschedule (“move task 2 to friday”), reopen and delete tasks."
+    "I can also rename, reschedule (“move task 2 to friday”), reopen and delete tasks, "
+    "and clear the completed ones."
 )
 GREETING = "Hi! 👋 I'm your todo assistant."
 NOT_UNDERSTOOD = "Sorry, I didn't understand that."
 THANKS_REPLY = "Glad to help! Anything else?"
-EXAMPLE_ADD = "“add a task to buy bread tomorrow”"
-
-# Lists in replies stay short: the chat UI shows the full list in a widget.
-MAX_LISTED = 10
-MAX_ERROR_CHARS = 200
 
 
 # --- Intents ---------------------------------------------------------------------------
@@ -85,7 +82,19 @@ class Act:
         return self.command.replace("{id}", str(task_id))
 
 
-Intent = Reply | ToolRequest | Act
+@dataclass(frozen=True)
+class Guess:
+    """A tool call read from a message that named no command ("buy eggs" adds a task)."""
+
+    request: ToolRequest
+
+
+@dataclass(frozen=True)
+class ClearCompleted:
+    """Delete every completed task: list them, then delete each one."""
+
+
+Intent = Reply | ToolRequest | Act | Guess | ClearCompleted
 
 
 # --- Normalising the message -----------------------------------------------------------
@@ -158,173 +167,6 @@ def _unquote(text: str) -> str:
 
 def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
-
-
-# --- Dates ---------------------------------------------------------------------------
-
-_WEEKDAYS = {
-    name: index
-    for index, name in enumerate(
-        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-    )
-}
-# Short forms are dates only after "on", "by", "this"...: "a sun hat" is not a Sunday.
-_WEEKDAY_ABBREVIATIONS = {
-    "mon": 0,
-    "tue": 1,
-    "tues": 1,
-    "wed": 2,
-    "thu": 3,
-    "thur": 3,
-    "thurs": 3,
-    "fri": 4,
-    "sat": 5,
-    "sun": 6,
-}
-_MONTH_NAMES = (
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-)
-_MONTHS = {
-    **{name: number for number, name in enumerate(_MONTH_NAMES, start=1)},
-    **{name[:3]: number for number, name in enumerate(_MONTH_NAMES, start=1)},
-    "sept": 9,
-}
-_COUNTS = {
-    "a": 1,
-    "an": 1,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-}
-
-
-def _alternatives(words: Sequence[str]) -> str:
-    # Longest first, so "thurs" wins over "thu".
-    return "|".join(sorted(words, key=len, reverse=True))
-
-
-_WEEKDAY_ALT = _alternatives([*_WEEKDAYS, *_WEEKDAY_ABBREVIATIONS])
-_MONTH_ALT = _alternatives(list(_MONTHS))
-_DATE_RE = re.compile(
-    rf"""
-    (?<![\w'-])
-    (?P<lead>(?:(?:due|by|on|for|before|until|till)\s+){{1,2}})?
-    (?:
-        (?P<iso>\d{{4}})-(?P<iso_month>\d{{1,2}})-(?P<iso_day>\d{{1,2}})
-      | (?P<today>today|tonight|this\s+(?:morning|afternoon|evening)|end\s+of\s+(?:the\s+)?day)
-      | (?P<overmorrow>(?:the\s+)?day\s+after\s+tomorrow)
-      | (?P<tomorrow>tomorrow|tmrw|tmr)
-      | in\s+(?P<count>\d{{1,3}}|{_alternatives(list(_COUNTS))})\s+(?P<unit>days?|weeks?)
-      | (?P<next_week>next\s+week)
-      | (?:(?P<rel>this|next|coming|the\s+coming)\s+)?(?P<weekday>{_WEEKDAY_ALT})
-      | (?P<month>{_MONTH_ALT})\.?\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?
-      | (?:the\s+)?(?P<day2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month2>{_MONTH_ALT})
-    )
-    (?![\w'-])
-    """,
-    re.I | re.X,
-)
-
-
-@dataclass(frozen=True)
-class DateMatch:
-    """A date phrase found in a message; `value` is None for impossible dates (Feb 30).
-
-    `start`/`end` include a leading "due"/"by"/"on" (cut out of titles with the date);
-    `text` does not (quoted back when the date cannot be read).
-    """
-
-    value: date | None
-    start: int
-    end: int
-    text: str
-
-
-def _weekday_after(today: date, weekday: int, *, today_counts: bool) -> date:
-    days = (weekday - today.weekday()) % 7
-    if days == 0 and not today_counts:
-        days = 7
-    return today + timedelta(days=days)
-
-
-def _month_day(today: date, month: int, day: int) -> date | None:
-    """The next such day from today on: "Jan 5" said in November is next year's."""
-    try:
-        found = date(today.year, month, day)
-        return found if found >= today else date(today.year + 1, month, day)
-    except ValueError:
-        return None
-
-
-def _resolve_date(match: re.Match[str], today: date) -> date | None:
-    group = match.group
-    if group("iso"):
-        try:
-            return date(int(group("iso")), int(group("iso_month")), int(group("iso_day")))
-        except ValueError:
-            return None
-    if group("today"):
-        return today
-    if group("overmorrow"):
-        return today + timedelta(days=2)
-    if group("tomorrow"):
-        return today + timedelta(days=1)
-    if group("count"):
-        count = group("count").lower()
-        number = int(count) if count.isdigit() else _COUNTS[count]
-        per_unit = 7 if group("unit").lower().startswith("week") else 1
-        return today + timedelta(days=number * per_unit)
-    if group("next_week"):
-        return today + timedelta(days=7)
-    if group("weekday"):
-        name = group("weekday").lower()
-        weekday = _WEEKDAYS.get(name, _WEEKDAY_ABBREVIATIONS.get(name, 0))
-        rel = " ".join((group("rel") or "").lower().split())
-        return _weekday_after(today, weekday, today_counts=rel in ("this", "coming", "the coming"))
-    if group("month"):
-        return _month_day(today, _MONTHS[group("month").lower()], int(group("day")))
-    return _month_day(today, _MONTHS[group("month2").lower()], int(group("day2")))
-
-
-def find_date(text: str, today: date) -> DateMatch | None:
-    """The first date phrase in `text` that clearly means a date."""
-    for match in _DATE_RE.finditer(text):
-        weekday = (match.group("weekday") or "").lower()
-        bare = bool(weekday) and not (match.group("lead") or match.group("rel"))
-        # A bare weekday counts only as a full name at the end ("call mom friday"),
-        # so titles like "read Friday Black" or "buy a sun hat" keep their words.
-        if bare and (weekday not in _WEEKDAYS or match.end() != len(text)):
-            continue
-        phrase = match.group()[len(match.group("lead") or "") :]
-        return DateMatch(_resolve_date(match, today), match.start(), match.end(), phrase)
-    return None
-
-
-def parse_date(text: str, today: date) -> DateMatch | None:
-    """`text` as a whole read as a date ("friday", "in 3 days", "2026-12-01")."""
-    text = text.strip()
-    match = _DATE_RE.fullmatch(text)
-    if match is None:
-        return None
-    return DateMatch(_resolve_date(match, today), 0, len(text), text)
 
 
 def _bad_date(phrase: str) -> Reply:
@@ -445,6 +287,8 @@ _ADD_RE = re.compile(
       | make\s+(?:an?\s+(?:new\s+)?|new\s+)(?:task|todo|to-do|reminder)  # not "make task 2 ..."
       | remind\s+me(?:\s+(?:to|about|of))?
       | remember\s+to
+      | (?:i\s+(?:need|have|must|should|ought)|i(?:'ve|\s+have)\s+got|i\s+gotta|need|got)\s+to
+      | don'?t\s+(?:let\s+me\s+)?forget\s+(?:to|about)
       | (?:new\s+)?(?:task|todo|to-do|reminder)(?=\s*:)
     )
     (?:\s*[:–-]\s*|\s+(?:to|called|named|titled|saying|that\s+says)\s+|\s+|$)
@@ -484,6 +328,26 @@ def _add(text: str, today: date) -> Intent | None:
     if not title:
         return Reply(f"What's the task? Try {EXAMPLE_ADD}.")
     return ToolRequest("add_task", {"title": _capitalise(title), **arguments})
+
+
+_CLEAR_RE = re.compile(
+    r"""
+    ^(?:clear|delete|remove|erase|purge|clean\s+(?:up|out)|get\s+rid\s+of|trash|tidy\s+up)
+    (?:\s+out)?(?:\s+(?:all|every|each)(?:\s+of)?)?(?:\s+(?:the|my))?\s+
+    (?:
+        (?:completed|complete|finished|done|checked[\s-]+off|ticked[\s-]+off)
+        (?:\s+(?:ones|tasks?|todos?|to-?dos|items))?
+      | (?:tasks?|todos?|to-?dos|items|ones)\s+(?:(?:that|which)\s+are\s+|i(?:'ve|\s+have)\s+)?
+        (?:already\s+)?(?:completed|finished|done|checked\s+off)
+    )
+    (?:\s+(?:from|off|on|in)\s+(?:my|the)\s+(?:(?:todo|to-do|task)\s+)?list)?$
+    """,
+    re.I | re.X,
+)
+
+
+def _clear(text: str, today: date) -> Intent | None:
+    return ClearCompleted() if _CLEAR_RE.match(text) else None
 
 
 _REOPEN_RES = (
@@ -707,7 +571,7 @@ _TASKS_NOUN = r"(?:tasks?|todos?|to-?dos|to\s+dos|items|reminders|list|things)"
 _LIST_START_RE = re.compile(
     r"^(?:list|show|display|view|see|get|give\s+me|tell\s+me|print|check|read|open|"
     r"let\s+me\s+see|what(?:'s|\s+is|\s+are|\s+do|\s+have)?|whats|which|how\s+many|"
-    r"do\s+i\s+have|have\s+i|any)\b",
+    r"do\s+i\s+have|have\s+i|any|anything|is\s+there\s+anything)\b",
     re.I,
 )
 _BARE_LIST_RE = re.compile(
@@ -715,13 +579,16 @@ _BARE_LIST_RE = re.compile(
 )
 _PENDING_RE = re.compile(
     r"\b(?:pending|open|remaining|outstanding|incomplete|unfinished|undone|uncompleted|active|"
-    r"left|still|not\s+(?:yet\s+)?(?:done|completed?|finished))\b",
+    r"left|still|not\s+(?:yet\s+)?(?:done|completed?|finished)|"
+    r"(?:to|be|get)\s+(?:done|completed|finished))\b",  # "what needs to be done today"
     re.I,
 )
 _COMPLETED_RE = re.compile(
     r"\b(?:completed|complete|done|finished|closed|checked\s+off|ticked\s+off)\b", re.I
 )
-_LIST_NOUN_RE = re.compile(rf"\b{_TASKS_NOUN}\b|\bto\s+do\b", re.I)
+_LIST_NOUN_RE = re.compile(
+    rf"\b{_TASKS_NOUN}\b|\bto\s+do\b|\b(?:due|overdue|past\s+due|agenda|on\s+my\s+plate)\b", re.I
+)
 _LIST_PRIORITY_RE = re.compile(
     r"\b(?P<level>high|top|medium|normal|low)[\s-]*priority\b|\b(?P<word>urgent|important)\b",
     re.I,
@@ -731,12 +598,58 @@ _LIST_SEARCH_RE = re.compile(
 )
 
 
+# Spans of time a listing can ask about ("what's due this week?").
+_LIST_WHEN_RE = re.compile(
+    r"\b(?:"
+    r"(?P<overdue>overdue|past\s+due|late)"
+    r"|(?P<today>today|tonight|this\s+(?:morning|afternoon|evening))"
+    r"|(?P<tomorrow>tomorrow|tmrw|tmr)"
+    r"|(?P<this_week>(?:this|the)\s+week|(?:the\s+)?rest\s+of\s+the\s+week)"
+    r"|(?P<next_week>next\s+week)"
+    r")\b",
+    re.I,
+)
+# "what do I have today?": having plus a time span asks for the list too.
+_HAVE_RE = re.compile(r"\b(?:i\s+have|have\s+i|i've\s+got|i\s+got)\b", re.I)
+_UP_TO_RE = re.compile(r"\b(?:by|before|until|till)\s+$", re.I)
+
+
+def _due_filter(text: str, today: date) -> dict[str, Any] | Reply:
+    """The due-date filter a listing asks for: {} for none, list_tasks' arguments otherwise."""
+    span = _LIST_WHEN_RE.search(text)
+    if span is not None:
+        if span.group("overdue"):
+            return {"overdue": True}
+        if span.group("this_week"):
+            first, last = today, week_end(today)
+        elif span.group("next_week"):
+            first, last = next_week(today)
+        else:
+            first = last = today + timedelta(days=1 if span.group("tomorrow") else 0)
+        return {"due_after": first.isoformat(), "due_before": last.isoformat()}
+    when = find_date(text, today)
+    if when is None:
+        return {}
+    if when.value is None:
+        return _bad_date(when.text)
+    day = when.value.isoformat()
+    lead = text[when.start : when.end - len(when.text)]
+    if _UP_TO_RE.search(lead):  # "due by friday": anything due up to then
+        return {"due_before": day}
+    return {"due_after": day, "due_before": day}
+
+
 def _list(text: str, today: date) -> Intent | None:
     about_tasks = _LIST_NOUN_RE.search(text) or _PENDING_RE.search(text)
-    asks = _LIST_START_RE.match(text) and (about_tasks or _COMPLETED_RE.search(text))
+    has_span = _HAVE_RE.search(text) and _LIST_WHEN_RE.search(text)
+    asks = _LIST_START_RE.match(text) and (about_tasks or has_span or _COMPLETED_RE.search(text))
     if not (asks or _BARE_LIST_RE.match(text)):
         return None
     arguments: dict[str, Any] = {"status": "all"}
+    search = _LIST_SEARCH_RE.search(text)
+    if search:
+        arguments["search"] = _unquote(search.group("search"))
+        text = text[: search.start()]  # "tasks about late fees" is not about lateness
     # "not done" holds "done": the pending words are checked first.
     if _PENDING_RE.search(text):
         arguments["status"] = "pending"
@@ -745,10 +658,12 @@ def _list(text: str, today: date) -> Intent | None:
     priority = _LIST_PRIORITY_RE.search(text)
     if priority:
         arguments["priority"] = _LEVELS[(priority.group("level") or priority.group("word")).lower()]
-    search = _LIST_SEARCH_RE.search(text)
-    if search:
-        arguments["search"] = _unquote(search.group("search"))
-    return ToolRequest("list_tasks", arguments)
+    due = _due_filter(text, today)
+    if isinstance(due, Reply):
+        return due
+    if due and arguments["status"] == "all":
+        arguments["status"] = "pending"  # what is due is what is still to do
+    return ToolRequest("list_tasks", {**arguments, **due})
 
 
 # Order matters. Adding comes first because a new task's title may say anything
@@ -757,6 +672,7 @@ def _list(text: str, today: date) -> Intent | None:
 INTENTS: tuple[tuple[str, Handler], ...] = (
     ("help", _help),
     ("add", _add),
+    ("clear", _clear),
     ("reopen", _reopen),
     ("complete", _complete),
     ("delete", _delete),
@@ -782,176 +698,39 @@ def parse(user_text: str, today: date) -> Intent:
         intent = handler(text, today)
         if intent is not None:
             return intent
+    if not simple.endswith("?") and _looks_like_a_task(text):
+        guess = _add(f"add {text}", today)
+        if isinstance(guess, ToolRequest):
+            return Guess(guess)
+        if guess is not None:
+            return guess  # a question back, e.g. about a date it cannot read
     return Reply(f"{NOT_UNDERSTOOD} {HELP}\n\n{OFFLINE_NOTE}")
 
 
-# --- Replies from tool output ------------------------------------------------------
-
-_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTH_SHORT = tuple(name[:3].title() for name in _MONTH_NAMES)
-
-
-def _day(value: date, today: date) -> str:
-    text = f"{_DAY_NAMES[value.weekday()]} {value.day} {_MONTH_SHORT[value.month - 1]}"
-    return text if value.year == today.year else f"{text} {value.year}"
-
-
-def _due_phrase(value: date, today: date) -> str:
-    if value == today:
-        return "due today"
-    if value == today + timedelta(days=1):
-        return "due tomorrow"
-    return f"due {_day(value, today)}"
+# Openings of questions, chat and replies to the assistant: not things to do.
+_NOT_A_TASK_RE = re.compile(
+    r"^(?:what|whats|who|whom|whose|why|how|when|where|which|is|are|am|was|were|"
+    r"can|could|would|will|should|shall|may|might|"
+    r"(?:do|does|did|have|has|had)\s+(?:you|u|i|we|they|it)|"  # not "do laundry"
+    r"i|i'm|im|me|my|mine|you|you're|youre|your|u|it|it's|its|that|that's|thats|this|these|"
+    r"those|there|there's|they|we|he|she|"
+    r"tell|show|list|yes|yeah|yep|yup|no|nope|nah|sure|maybe|ok|okay|k|lol|haha|hmm|hm|"
+    r"bye|goodbye|good|great|nice|cool|awesome|perfect|fine|thanks|thank|cheers|hi|hello|hey|"
+    r"help|stop|cancel|undo|again|huh|sorry|oops|nothing|nevermind|never|not|none|wow|oh|ah|"
+    r"um|uh|test|testing|asdf|ping)\b",
+    re.I,
+)
+MAX_GUESSED_WORDS = 12
 
 
-def _as_dict(output: Any) -> dict[str, Any] | None:
-    """A tool's output as a dict: tools may return JSON, or a dict the SDK stringified."""
-    if isinstance(output, dict):
-        return output
-    if isinstance(output, str):
-        for load in (json.loads, ast.literal_eval):
-            try:
-                loaded = load(output)
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                continue
-            if isinstance(loaded, dict):
-                return loaded
-    return None
-
-
-def _md(text: str) -> str:
-    """A title safe inside Markdown emphasis."""
-    return re.sub(r"([\\`*_~\[\]])", r"\\\1", text)
-
-
-def _task_due(task: dict[str, Any]) -> date | None:
-    raw = task.get("due_date")
-    if not isinstance(raw, str):
-        return None
-    try:
-        return date.fromisoformat(raw[:10])
-    except ValueError:
-        return None
-
-
-def _title(task: dict[str, Any]) -> str:
-    return _md(str(task.get("title") or "(untitled)"))
-
-
-def _task_line(task: dict[str, Any], today: date) -> str:
-    details = []
-    due = _task_due(task)
-    if due is not None:
-        overdue = due < today and not task.get("completed")
-        details.append(f"was due {_day(due, today)}" if overdue else _due_phrase(due, today))
-    if task.get("priority") in ("high", "low"):
-        details.append(f"{task['priority']} priority")
-    line = f"- #{task.get('id')} {_title(task)}"
-    if details:
-        line += f" ({', '.join(details)})"
-    return line + (" ✓" if task.get("completed") else "")
-
-
-def _task_lines(tasks: Sequence[dict[str, Any]], total: int, today: date) -> str:
-    lines = [_task_line(task, today) for task in tasks[:MAX_LISTED]]
-    if total > len(lines):
-        lines.append(f"- …and {total - len(lines)} more")
-    return "\n".join(lines)
-
-
-def _tasks_of(output: dict[str, Any]) -> list[dict[str, Any]]:
-    tasks = output.get("tasks")
-    return [task for task in tasks if isinstance(task, dict)] if isinstance(tasks, list) else []
-
-
-def _list_reply(arguments: dict[str, Any], output: dict[str, Any], today: date) -> str:
-    tasks = _tasks_of(output)
-    count = output.get("count")
-    total = count if isinstance(count, int) else len(tasks)
-    status = arguments.get("status") or "all"
-    priority, search = arguments.get("priority"), arguments.get("search")
-    words = (f"{priority}-priority" if priority else "", "" if status == "all" else status)
-    kind = "".join(f"{word} " for word in words if word)  # "high-priority pending "
-    matching = f" matching “{search}”" if search else ""
-    if total == 0:
-        if not (kind or search):
-            return f"Your list is empty. Add something with {EXAMPLE_ADD}."
-        if kind == "pending " and not search:
-            return "You have no pending tasks. 🎉"
-        return f"You have no {kind}tasks{matching}."
-    noun = "task" if total == 1 else "tasks"
-    header = f"You have {total} {kind}{noun}{matching}"
-    done = sum(1 for task in tasks if task.get("completed"))
-    if status == "all" and done and len(tasks) == total:
-        header += f" ({done} done)"
-    return f"{header}:\n\n{_task_lines(tasks, total, today)}"
-
-
-def _add_reply(task: dict[str, Any], today: date) -> str:
-    details = []
-    due = _task_due(task)
-    if due is not None:
-        details.append(_due_phrase(due, today))
-    if task.get("priority"):
-        details.append(f"{task['priority']} priority")
-    tags = task.get("tags")
-    if isinstance(tags, list) and tags:
-        details.append(" ".join(f"#{tag}" for tag in tags))
-    text = f"Added **{_title(task)}**"
-    if details:
-        text += f" ({', '.join(details)})"
-    if task.get("id") is not None:
-        text += f" as task #{task['id']}"
-    return text + "."
-
-
-def _update_reply(arguments: dict[str, Any], task: dict[str, Any], today: date) -> str:
-    name = f"**{_title(task)}** (#{task.get('id')})"
-    if "title" in arguments:
-        return f"Renamed task #{task.get('id')} to **{_title(task)}**."
-    if "priority" in arguments:
-        return f"{name} is now {task.get('priority')} priority."
-    if "due_date" in arguments:
-        due = _task_due(task)
-        return f"{name} is now {_due_phrase(due, today)}." if due else f"{name} has no due date."
-    if arguments.get("completed") is False:
-        return f"Reopened {name}."
-    if arguments.get("completed") is True:
-        return f"Marked **{_title(task)}** as done. ✓"
-    return f"Updated {name}."
-
-
-def _failure_reply(result: ToolResult, output: dict[str, Any]) -> str:
-    message = str(output.get("message") or "").strip()
-    task_id = result.arguments.get("task_id")
-    if output.get("error") == "not_found" and task_id is not None:
-        return f"I couldn't find task #{task_id}."
-    if result.name == "add_task":
-        return f"I couldn't add that task: {message}" if message else "I couldn't add that task."
-    return f"That didn't work: {message}" if message else "That didn't work."
-
-
-def describe(result: ToolResult, today: date) -> str:
-    """The reply after a tool call, from what the tool returned (never made up)."""
-    output = _as_dict(result.output)
-    if output is None:
-        return f"Sorry, that didn't work: {str(result.output)[:MAX_ERROR_CHARS]}"
-    if not output.get("ok"):
-        return _failure_reply(result, output)
-    if result.name == "list_tasks":
-        return _list_reply(result.arguments, output, today)
-    task = output.get("task")
-    if not isinstance(task, dict):
-        return "Done."
-    if result.name == "add_task":
-        return _add_reply(task, today)
-    if result.name == "complete_task":
-        return f"Marked **{_title(task)}** as done. ✓"
-    if result.name == "delete_task":
-        return f"Deleted task #{task.get('id')} **{_title(task)}**."
-    if result.name == "update_task":
-        return _update_reply(result.arguments, task, today)
-    return "Done."
+def _looks_like_a_task(text: str) -> bool:
+    """A short phrase that is no question or chat ("buy eggs"): the user wants it on the list."""
+    words = text.split()
+    return (
+        0 < len(words) <= MAX_GUESSED_WORDS
+        and not _NOT_A_TASK_RE.match(text)
+        and any(char.isalpha() for char in text)
+    )
 
 
 # --- Picking the task named by title words ----------------------------------------
@@ -965,9 +744,9 @@ def _wants_completed(act: Act) -> bool:
 def _already(act: Act, task: dict[str, Any]) -> str | None:
     """A reply when the only match is already in the state the user asks for."""
     if act.tool == "complete_task":
-        return f"**{_title(task)}** (#{task.get('id')}) is already done. ✓"
+        return f"**{title_md(task)}** (#{task.get('id')}) is already done. ✓"
     if _wants_completed(act):
-        return f"**{_title(task)}** (#{task.get('id')}) isn't done, so there's nothing to reopen."
+        return f"**{title_md(task)}** (#{task.get('id')}) isn't done, so there's nothing to reopen."
     return None
 
 
@@ -992,28 +771,54 @@ def _choose(act: Act, tasks: list[dict[str, Any]], today: date) -> dict[str, Any
     example = act.command_for(int(preferred[0].get("id") or 0))
     return (
         f"I found {len(preferred)} tasks matching “{words}”:\n\n"
-        f"{_task_lines(preferred, len(preferred), today)}\n\n"
+        f"{task_lines(preferred, len(preferred), today)}\n\n"
         f"Which one? Say it with the number, e.g. “{example}”."
     )
 
 
 def _resolve(act: Act, lookup: ToolResult, tools: frozenset[str], today: date) -> Plan:
-    output = _as_dict(lookup.output)
+    output = as_dict(lookup.output)
     if output is None or not output.get("ok"):
         return Plan(text=describe(lookup, today))
-    chosen = _choose(act, _tasks_of(output), today)
+    chosen = _choose(act, tasks_of(output), today)
     if isinstance(chosen, str):
         return Plan(text=chosen)
     task_id = chosen.get("id")
     if not isinstance(task_id, int):
         return Plan(text="Sorry, I couldn't tell which task that is.")
-    return _call(act.request(task_id), tools)
+    return _call(tools, act.request(task_id))
 
 
-def _call(request: ToolRequest, tools: frozenset[str]) -> Plan:
-    if request.name not in tools:
+def _call(tools: frozenset[str], *requests: ToolRequest) -> Plan:
+    if any(request.name not in tools for request in requests):
         return Plan(text="I can't reach your tasks right now: the task tools aren't available.")
-    return Plan(tool_calls=(request,))
+    return Plan(tool_calls=requests)
+
+
+def _guessed(result: ToolResult, today: date) -> str:
+    """The reply after adding a task nobody said "add" for: how to take it back."""
+    text = describe(result, today)
+    task = (as_dict(result.output) or {}).get("task")
+    if isinstance(task, dict) and task.get("id") is not None:
+        text += f" (Not what you meant? Say “delete task {task['id']}”.)"
+    return text
+
+
+def _clear_completed(results: Sequence[ToolResult], tools: frozenset[str], today: date) -> Plan:
+    """List the completed tasks, delete each, then say how many went."""
+    if not results:
+        return _call(tools, ToolRequest("list_tasks", {"status": "completed"}))
+    lookup = results[0]
+    output = as_dict(lookup.output)
+    if lookup.name != "list_tasks" or output is None or not output.get("ok"):
+        return Plan(text=describe(results[-1], today))
+    if len(results) > 1:
+        count = output.get("count")
+        return Plan(text=cleared_reply(count if isinstance(count, int) else 0, results[1:]))
+    ids = [t["id"] for t in tasks_of(output) if t.get("completed") and isinstance(t.get("id"), int)]
+    if not ids:
+        return Plan(text="You have no completed tasks to clear.")
+    return _call(tools, *(ToolRequest("delete_task", {"task_id": i}) for i in ids))
 
 
 def _plan(conversation: Conversation, today: date) -> Plan:
@@ -1021,12 +826,16 @@ def _plan(conversation: Conversation, today: date) -> Plan:
     if isinstance(intent, Reply):
         return Plan(text=intent.text)
     tools, results = conversation.tool_names, conversation.tool_results
+    if isinstance(intent, ClearCompleted):
+        return _clear_completed(results, tools, today)
+    if isinstance(intent, Guess):
+        return Plan(text=_guessed(results[-1], today)) if results else _call(tools, intent.request)
     if not results:
         if isinstance(intent, ToolRequest):
-            return _call(intent, tools)
+            return _call(tools, intent)
         if intent.target.task_id is not None:
-            return _call(intent.request(intent.target.task_id), tools)
-        return _call(ToolRequest("list_tasks", {"search": intent.target.words}), tools)
+            return _call(tools, intent.request(intent.target.task_id))
+        return _call(tools, ToolRequest("list_tasks", {"search": intent.target.words}))
     last = results[-1]
     # One lookup so far: pick the task and act. Anything more ends the turn, so a
     # confused conversation can never loop.

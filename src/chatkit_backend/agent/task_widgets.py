@@ -1,29 +1,27 @@
-"""The task list widget: what `list_tasks` shows, with buttons to complete and delete."""
+"""The task list widget: what `list_tasks` shows, with buttons to complete and delete.
+
+Built the way the ChatKit SDK asks for (its named widget classes are deprecated): a
+`.widget` template, task_list.widget, filled in with data prepared here. Dates read
+exactly as in the chat replies (dates.py).
+"""
 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
+from typing import Any
 
-from chatkit.actions import ActionConfig
-from chatkit.widgets import (
-    Badge,
-    Button,
-    Caption,
-    Col,
-    ListView,
-    ListViewItem,
-    Row,
-    Text,
-    WidgetRoot,
-)
+from chatkit.widgets import DynamicWidgetRoot, WidgetRoot, WidgetTemplate
 
 from ..tasks.schemas import Task
+from .dates import due_text, is_overdue
 
 COMPLETE = "task.complete"
 REOPEN = "task.reopen"
 DELETE = "task.delete"
 ACTIONS = (COMPLETE, REOPEN, DELETE)
 
+_TEMPLATE = WidgetTemplate.from_file(str(Path(__file__).with_name("task_list.widget")))
 _KEY_PREFIX = "task-"
 _PRIORITY_COLOR = {"high": "danger", "medium": "warning", "low": "secondary"}
 
@@ -42,82 +40,55 @@ def task_ids_of(widget: WidgetRoot) -> list[int]:
     return ids
 
 
-def _due_caption(task: Task, today: date) -> Caption | None:
-    if task.due_date is None:
-        return None
-    overdue = not task.completed and task.due_date < today
-    label = "today" if task.due_date == today else task.due_date.strftime("%a %d %b")
-    return Caption(
-        value=("Overdue: " if overdue else "Due ") + label,
-        color="danger" if overdue else "secondary",
-        size="sm",
+def _status(tasks: list[Task]) -> str:
+    count = len(tasks)
+    done = sum(task.completed for task in tasks)
+    text = f"{count} task" if count == 1 else f"{count} tasks"
+    return f"{text}, {done} done" if done else text
+
+
+def _row(task: Task, today: date) -> dict[str, Any]:
+    due = None
+    if task.due_date is not None:
+        phrase = due_text(task.due_date, today, completed=task.completed)
+        due = phrase[:1].upper() + phrase[1:]
+    overdue = task.due_date is not None and is_overdue(
+        task.due_date, today, completed=task.completed
     )
-
-
-def _row(task: Task, today: date) -> ListViewItem:
-    details: list[object] = [
-        Badge(label=task.priority, color=_PRIORITY_COLOR[task.priority], size="sm")
-    ]
-    due = _due_caption(task, today)
-    if due is not None:
-        details.append(due)
-    toggle = ActionConfig(type=REOPEN if task.completed else COMPLETE, payload={"task_id": task.id})
-    return ListViewItem(
-        key=task_key(task.id),
-        children=[
-            Row(
-                gap=3,
-                align="center",
-                children=[
-                    Col(
-                        flex=1,
-                        gap=1,
-                        children=[
-                            Text(
-                                value=f"#{task.id} {task.title}",
-                                lineThrough=task.completed,
-                                color="secondary" if task.completed else None,
-                                weight="medium",
-                            ),
-                            Row(gap=2, align="center", children=details),
-                        ],
-                    ),
-                    Button(
-                        label="Reopen" if task.completed else "Done",
-                        iconStart="reload" if task.completed else "check",
-                        onClickAction=toggle,
-                        size="sm",
-                        variant="outline",
-                    ),
-                    Button(
-                        label="Delete",
-                        onClickAction=ActionConfig(type=DELETE, payload={"task_id": task.id}),
-                        size="sm",
-                        variant="ghost",
-                        color="danger",
-                    ),
-                ],
-            )
-        ],
+    toggle = (
+        {"action": REOPEN, "label": "Reopen", "icon": "reload"}
+        if task.completed
+        else {"action": COMPLETE, "label": "Done", "icon": "check"}
     )
+    return {
+        "key": task_key(task.id),
+        "id": task.id,
+        "title": f"#{task.id} {task.title}",
+        "completed": task.completed,
+        "priority": task.priority,
+        "priorityColor": _PRIORITY_COLOR[task.priority],
+        "due": due,
+        "dueColor": "danger" if overdue else "secondary",
+        "toggle": toggle,
+    }
 
 
-def task_list_widget(tasks: list[Task], today: date) -> ListView:
+def task_list_widget(tasks: list[Task], today: date) -> DynamicWidgetRoot:
     """A ListView of `tasks`; an empty list says so instead of rendering nothing."""
-    if not tasks:
-        return ListView(
-            key="tasks-empty",
-            children=[ListViewItem(children=[Text(value="No tasks here.", color="secondary")])],
-        )
-    done = sum(t.completed for t in tasks)
-    return ListView(
-        status={"text": f"{len(tasks)} tasks, {done} done", "icon": "check-circle"},
-        children=[_row(task, today) for task in tasks],
+    return _TEMPLATE.build(
+        {
+            "status": _status(tasks) if tasks else None,
+            "deleteAction": DELETE,
+            "tasks": [_row(task, today) for task in tasks],
+        }
     )
 
 
 def copy_text(tasks: list[Task]) -> str:
-    """The plain-text form of the list (what "copy" gives, and what the model reads)."""
+    """The plain-text form of the list (what "copy" gives, and what the model reads).
+
+    Dates stay ISO here: the model reads this on later turns and must not misread them.
+    """
     if not tasks:
         return "No tasks."
     return "\n".join(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from agents import Agent, Model, ModelSettings, RunContextWrapper
 from chatkit.actions import Action
@@ -35,9 +36,19 @@ Today's date is {today} ({weekday}).
 - When the user names a task by its title, call list_tasks with a search first to find its id.
 - list_tasks also shows the user the tasks as a list with buttons: do not repeat every task
   in your reply unless asked; summarise.
+- For what is due (today, this week, by a date) or overdue, call list_tasks with
+  due_after/due_before or overdue.
 - After using a tool, say briefly what you did. Never invent task ids."""
 
 Clock = Callable[[], date]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a widget action did: done, its task gone since, or not an action we know."""
+
+    kind: Literal["done", "gone", "invalid"]
+    message: str
 
 
 def instructions_for(today: date) -> str:
@@ -91,6 +102,8 @@ class TodoKit:
         if not isinstance(context, TodoContext) or context.listed_task_ids is None:
             return
         tasks = await self._current(context.request_context, context.listed_task_ids)
+        if context.listed_task_ids and not tasks:
+            return  # the turn deleted what it listed ("clear completed"): nothing to show
         widget = task_widgets.task_list_widget(tasks, self.today())
         async for event in stream_widget(
             context.thread, widget, task_widgets.copy_text(tasks), new_id
@@ -106,23 +119,26 @@ class TodoKit:
                 continue  # deleted since it was listed
         return found
 
-    async def _apply(self, action: Action[str, Any], ctx: RequestContext) -> tuple[str, bool]:
-        """Carry out a widget action; return what happened, and whether it worked."""
+    async def _apply(self, action: Action[str, Any], ctx: RequestContext) -> Outcome:
+        """Carry out a widget action; say what happened."""
         payload = action.payload if isinstance(action.payload, dict) else {}
         task_id = payload.get("task_id")
         if action.type not in task_widgets.ACTIONS or not isinstance(task_id, int):
-            return "That action is not supported.", False
+            return Outcome("invalid", "That action is not supported.")
         try:
             if action.type == task_widgets.COMPLETE:
                 task = await self.tasks.complete(ctx, task_id)
-                return f"The user marked task #{task.id} '{task.title}' as done.", True
+                return Outcome("done", f"The user marked task #{task.id} '{task.title}' as done.")
             if action.type == task_widgets.REOPEN:
                 task = await self.tasks.reopen(ctx, task_id)
-                return f"The user reopened task #{task.id} '{task.title}'.", True
+                return Outcome("done", f"The user reopened task #{task.id} '{task.title}'.")
             task = await self.tasks.delete(ctx, task_id)
-            return f"The user deleted task #{task.id} '{task.title}'.", True
+            return Outcome("done", f"The user deleted task #{task.id} '{task.title}'.")
         except TaskNotFound:
-            return "That task no longer exists.", False
+            # An old widget's button: the refreshed widget drops the row.
+            return Outcome(
+                "gone", f"Task #{task_id} no longer exists, so it is gone from the list."
+            )
 
     async def _refreshed(self, sender: WidgetItem, ctx: RequestContext) -> WidgetItem:
         tasks = await self._current(ctx, task_widgets.task_ids_of(sender.widget))
@@ -146,12 +162,13 @@ class TodoKit:
         sender: WidgetItem | None,
         ctx: RequestContext,
     ) -> AsyncIterator[ThreadStreamEvent]:
-        message, ok = await self._apply(action, ctx)
-        if ok:
-            yield ThreadItemDoneEvent(item=self._note(thread, message))
+        outcome = await self._apply(action, ctx)
+        if outcome.kind == "done":
+            yield ThreadItemDoneEvent(item=self._note(thread, outcome.message))
         else:
-            yield NoticeEvent(level="warning", message=message)
+            yield NoticeEvent(level="warning", message=outcome.message)
         if sender is not None:
+            # Replaced, not updated: only a replacement is stored, so a reload agrees.
             yield ThreadItemReplacedEvent(item=await self._refreshed(sender, ctx))
 
     async def sync_action(
@@ -161,10 +178,13 @@ class TodoKit:
         sender: WidgetItem | None,
         ctx: RequestContext,
     ) -> SyncCustomActionResponse:
-        message, ok = await self._apply(action, ctx)
-        if not ok:
-            raise ValueError(message)
-        await self.store.add_thread_item(thread.id, self._note(thread, message), ctx)
+        outcome = await self._apply(action, ctx)
+        # A sync answer carries no message: a task gone since is answered by the
+        # refreshed widget without it; without a widget to refresh, it is an error.
+        if outcome.kind == "invalid" or (outcome.kind == "gone" and sender is None):
+            raise ValueError(outcome.message)
+        if outcome.kind == "done":
+            await self.store.add_thread_item(thread.id, self._note(thread, outcome.message), ctx)
         if sender is None:
             return SyncCustomActionResponse()
         updated = await self._refreshed(sender, ctx)

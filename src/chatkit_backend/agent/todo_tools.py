@@ -182,6 +182,9 @@ async def list_tasks(
     status: Literal["all", "pending", "completed"] | None = None,
     priority: Literal["low", "medium", "high"] | None = None,
     search: str | None = None,
+    due_after: str | None = None,
+    due_before: str | None = None,
+    overdue: bool | None = None,
 ) -> str:
     """List the user's tasks (also shown to the user as a list with buttons).
 
@@ -189,18 +192,35 @@ async def list_tasks(
         status: all (default), pending or completed.
         priority: Only tasks of this priority.
         search: Only tasks whose title or description contains this text.
+        due_after: Only tasks due on or after this date (YYYY-MM-DD).
+        due_before: Only tasks due on or before this date (YYYY-MM-DD).
+        overdue: true for only pending tasks whose due date has passed.
     """
-    args = _given(status=status, priority=priority, search=search)
+    args = _given(
+        status=status,
+        priority=priority,
+        search=search,
+        due_after=due_after,
+        due_before=due_before,
+        overdue=overdue,
+    )
     completed = {"pending": False, "completed": True}.get(status or "all")
 
     async def work(tasks: TaskService, rc: RequestContext) -> Output:
-        query = TaskQuery(
-            completed=completed,
-            priority=priority,
-            search=search or None,
-            sort="created_at",
-            order="asc",
-            limit=LIST_LIMIT,
+        # Validated here, not by the SDK: a bad date comes back to the model as data.
+        query = TaskQuery.model_validate(
+            {
+                "completed": completed,
+                "priority": priority,
+                "search": search or None,
+                "due_after": due_after,
+                "due_before": due_before,
+                "overdue": overdue,
+                # What is due soonest first when the question is about due dates.
+                "sort": "due_date" if due_after or due_before or overdue else "created_at",
+                "order": "asc",
+                "limit": LIST_LIMIT,
+            }
         )
         page = await tasks.list(rc, query)
         ctx.context.listed_task_ids = [t.id for t in page.items]

@@ -44,6 +44,7 @@ from ..context import RequestContext
 from ..db import utcnow
 from ..text_rules import storable, storable_json
 from ..timestamps import sdk_time_to_utc
+from . import stored_items
 from .store_statements import store_statements
 from .tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 
@@ -93,7 +94,7 @@ def _from_just_read(thread_id: str, limit: int) -> Page[ThreadItem] | None:
     return Page(data=data, has_more=has_more, after=data[-1].id if has_more and data else None)
 
 
-_item_adapter: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
+_item_adapter = stored_items.item_adapter
 _attachment_adapter: TypeAdapter[Attachment] = TypeAdapter(Attachment)
 
 

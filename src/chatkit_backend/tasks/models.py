@@ -40,4 +40,8 @@ class TaskRow(Base):
     __table_args__ = (
         Index("ix_tasks_user_created", "user_id", "created_at"),
         Index("ix_tasks_user_due", "user_id", "due_date"),
+        # Task numbers are what users say ("delete task 8") and what chat history shows,
+        # so one must never name two tasks. SQLite hands out the highest deleted rowid
+        # again unless the key is AUTOINCREMENT; PostgreSQL's sequence never does.
+        {"sqlite_autoincrement": True},
     )
