@@ -20,7 +20,7 @@ async def test_threads_survive_a_server_restart(database_url: str, tmp_path: Pat
     env = clean_env(DATABASE_URL=database_url, MODEL="offline")
     with served(env, tmp_path) as url:
         client = ChatKitClient(url)
-        thread_id, events = await client.create_thread("remember me")
+        thread_id, events = await client.create_thread("hello, do you remember me?")
         assert assistant_text(events)
         await client.aclose()
     with served(env, tmp_path) as url:
@@ -29,7 +29,7 @@ async def test_threads_survive_a_server_restart(database_url: str, tmp_path: Pat
         assert [t["id"] for t in listed["data"]] == [thread_id]
         items = await client.items(thread_id)
         assert [i["type"] for i in items] == ["user_message", "assistant_message"]
-        assert items[0]["content"][0]["text"] == "remember me"
+        assert items[0]["content"][0]["text"] == "hello, do you remember me?"
         await client.aclose()
 
 
