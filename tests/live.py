@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from chatkit_backend.app import create_app
 from chatkit_backend.config import Settings
@@ -27,11 +28,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[str]:
-    """Run the app under uvicorn in a thread (own event loop); yield its base URL."""
+def live_server(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
+    """Run the app (by default `create_app(settings)`) under uvicorn in a thread (own event
+    loop); yield its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        app or create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,7 +53,12 @@ class ServerProcess:
     """`chatkit-backend serve` on a free port, in its own process group, once ready."""
 
     def __init__(
-        self, env: dict[str, str], cwd: Path, *extra: str, ready_path: str = "/health/ready"
+        self,
+        env: dict[str, str],
+        cwd: Path,
+        *extra: str,
+        ready_path: str = "/health/ready",
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -66,6 +71,7 @@ class ServerProcess:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=preexec_fn,
         )
         deadline = time.monotonic() + 60
         while True:

@@ -28,9 +28,10 @@ from .chat.seed_frontend import router as seed_frontend_router
 from .chat.store import SQLStore
 from .chat.streaming import RunTasks
 from .config import Settings, load_settings
+from .db_errors import UNREACHABLE, DatabaseUnavailable
 from .deps import get_chat_runtime, get_engine
 from .docs import install_docs
-from .errors import install_error_handlers, problem
+from .errors import database_unavailable, install_error_handlers, problem
 from .logs import configure_logging
 from .loop_errors import quiet_sdk_leftovers
 from .metrics import router as metrics_router
@@ -122,10 +123,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat: Annotated[ChatRuntime, Depends(get_chat_runtime)],
     ) -> object:
         try:
-            await db.ping(engine)
-        except Exception as exc:
-            log.warning("readiness check failed: %s", type(exc).__name__)
-            return problem(503, "Service Unavailable", "The database is not reachable.")
+            # Reachable and writable: a read-only or failing database is not ready either.
+            await db.check_ready(engine)
+        except DatabaseUnavailable as exc:
+            log.warning("readiness check failed: database %s", exc.reason)
+            return database_unavailable(exc)
+        except Exception:
+            log.exception("readiness check failed")
+            return database_unavailable(DatabaseUnavailable(UNREACHABLE))
         if not chat.ready:
             return problem(503, "Service Unavailable", "The chat model is still loading.")
         if reason := chat.model_problem:

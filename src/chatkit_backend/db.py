@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Integer, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Dialect, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -27,6 +28,14 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from .db_errors import (
+    BUSY,
+    READ_ONLY,
+    UNREACHABLE,
+    DatabaseUnavailable,
+    breaks_connection,
+    unavailable_reason,
+)
 from .sqlite_one_trip import one_trip_dbapi
 
 if TYPE_CHECKING:
@@ -88,7 +97,12 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An engine tuned for a chat server: WAL on SQLite, a bounded pool on PostgreSQL."""
+    """An engine tuned for a chat server: WAL on SQLite, a bounded pool on PostgreSQL.
+
+    Either way a database outage is raised as `DatabaseUnavailable` (db_errors.py) and a
+    connection that failed in a way that leaves it unusable is discarded, so the server
+    recovers by itself once the database is back.
+    """
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,12 +122,62 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             # WAL lets readers run beside the single writer; NORMAL sync is safe with WAL.
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
+            # SQLite opens a file it may not write read-only, and the connection stays
+            # so after the file is writable again: such a connection must never enter
+            # the pool. Without waiting for the write lock: a writer holding it proves
+            # this connection can write (a read-only one fails before taking it).
+            cur.execute("PRAGMA busy_timeout=0")
+            try:
+                _sqlite_write_probe(cur)
+            except sqlite3.OperationalError as exc:
+                if unavailable_reason(exc) != BUSY:
+                    raise
+            cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-        return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    else:
+        engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    _raise_outages_as_unavailable(engine)
+    return engine
+
+
+def _sqlite_write_probe(cur: Any) -> None:
+    """Write the database header (its own user_version, unchanged), then roll back."""
+    cur.execute("BEGIN IMMEDIATE")
+    try:
+        cur.execute("PRAGMA user_version")
+        version = int(cur.fetchone()[0])
+        cur.execute(f"PRAGMA user_version={version}")
+    finally:
+        cur.execute("ROLLBACK")
+
+
+def _raise_outages_as_unavailable(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:
+            # Refused, reset, unresolvable host, timed out: the driver raises these as
+            # they are, and SQLAlchemy passes them on unwrapped.
+            raise DatabaseUnavailable(UNREACHABLE) from exc
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(ctx: ExceptionContext) -> BaseException | None:
+        error = ctx.original_exception
+        if breaks_connection(error):
+            # The pool drops this connection for a new one; the others may be fine.
+            ctx.is_disconnect = True
+            ctx.invalidate_pool_on_disconnect = False
+        reason = unavailable_reason(error, connecting=ctx.connection is None)
+        if reason is None and ctx.is_disconnect:
+            reason = UNREACHABLE
+        if reason is None or ctx.is_pre_ping:
+            return None  # a bug stays what it is; a failed pre-ping just reconnects
+        return DatabaseUnavailable(reason)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -220,7 +284,29 @@ async def migrate(engine: AsyncEngine) -> None:
     log.info("database schema is up to date")
 
 
-async def ping(engine: AsyncEngine) -> None:
-    """Raise if the database cannot answer a trivial query."""
+async def check_ready(engine: AsyncEngine) -> None:
+    """Raise `DatabaseUnavailable` unless the database can be reached and written now.
+
+    SQLite: the file must be there and writable by this process (the pool's older
+    connections would go on working on a file that was moved away or made read-only,
+    while every new one would fail), and a pooled connection commits a write of the
+    file's header, unchanged, which a locked, full or failing disk refuses. PostgreSQL:
+    a pooled connection (pre-pinged) must not be read-only (a hot standby, or
+    `default_transaction_read_only`).
+    """
+    path = sqlite_path(str(engine.url))
+    if path is not None:
+        if not path.is_file():
+            raise DatabaseUnavailable(UNREACHABLE)
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise DatabaseUnavailable(READ_ONLY)
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            version = int(await conn.scalar(text("PRAGMA user_version")) or 0)
+            await conn.exec_driver_sql(f"PRAGMA user_version = {version}")
+            await conn.commit()
+        return
     async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
+        read_only = await conn.scalar(text("SELECT current_setting('transaction_read_only')"))
+    if read_only == "on":
+        raise DatabaseUnavailable(READ_ONLY)

@@ -9,9 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .db_errors import DatabaseUnavailable
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# Seconds a client should wait before retrying while the database is unavailable.
+DATABASE_RETRY_AFTER = "5"
 
 
 class ApiError(Exception):
@@ -76,6 +80,27 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def database_unavailable(exc: DatabaseUnavailable) -> JSONResponse:
+    return problem(
+        503,
+        "Service Unavailable",
+        f"The database is unavailable ({exc.reason}). Please try again in a few seconds.",
+        code="database_unavailable",
+        headers={"Retry-After": DATABASE_RETRY_AFTER},
+    )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The driver's own message, first line only (no SQL, no parameters)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    orig = getattr(exc, "orig", None)  # a SQLAlchemy wrapper: its DBAPI error
+    if isinstance(orig, BaseException):
+        exc = orig
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error to a clear status; nothing reaches the client as a bare 500."""
 
@@ -95,6 +120,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers) if exc.headers else None
         return problem(exc.status_code, str(exc.detail), exc.detail, headers=headers)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _database_unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        # An outage, not a bug: one line in the log, no traceback per request.
+        log.warning(
+            "database unavailable (%s): %s (request_id=%s)",
+            exc.reason,
+            _root_cause(exc),
+            getattr(request.state, "request_id", "-"),
+        )
+        return database_unavailable(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -91,13 +91,20 @@ def detached_stream(
                 metrics.ERRORS.labels("stream").inc()
                 queue.put_nowait(error_event)
             finally:
-                metrics.ACTIVE_STREAMS.dec()
-                # Release before the client sees the end: its next message must find the
-                # thread free.
-                if lease is not None and registry is not None:
-                    with anyio.CancelScope(shield=True):
-                        await registry.release(lease)
-                queue.put_nowait(_END)
+                # Whatever fails while the stream closes, its end is queued: otherwise the
+                # client would get pings forever.
+                try:
+                    metrics.ACTIVE_STREAMS.dec()
+                    # Release before the client sees the end: its next message must find
+                    # the thread free.
+                    if lease is not None and registry is not None:
+                        with anyio.CancelScope(shield=True):
+                            await registry.release(lease)
+                except Exception:
+                    log.exception("closing the stream failed")
+                    metrics.ERRORS.labels("stream_close").inc()
+                finally:
+                    queue.put_nowait(_END)
 
         task = asyncio.create_task(produce())
         tasks.add(task)

@@ -16,13 +16,16 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .. import metrics
 from ..context import RequestContext
 from ..db import utcnow
+from ..db_errors import DatabaseUnavailable
 from ..errors import Conflict, TooManyRequests
 from .lease import Lease
 from .statements import run_statements
@@ -33,6 +36,12 @@ log = logging.getLogger(__name__)
 IN_PROGRESS = "a response is already in progress"
 # Taken first in a PostgreSQL admission (see acquire).
 _USER_ADMISSION_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:u))")
+
+
+@dataclass(frozen=True)
+class _Unreleased:
+    usage: dict[str, object] | None
+    deadline: float  # loop time after which the lock has gone stale anyway
 
 
 def instance_name() -> str:
@@ -58,6 +67,8 @@ class RunRegistry:
         self.heartbeat_interval = heartbeat_interval
         self.instance = instance_name()
         self._local: dict[str, Lease] = {}
+        # Runs that ended but whose lock the database failed to drop, by run id.
+        self._unreleased: dict[str, _Unreleased] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._sqlite_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._sql = run_statements(engine.dialect.name)
@@ -117,28 +128,68 @@ class RunRegistry:
     def attach(self, lease: Lease, task: asyncio.Task[None]) -> None:
         """The task producing the lease's run: what a stop request cancels."""
         lease.task = task
+        self._ensure_watcher()
+
+    def _ensure_watcher(self) -> None:
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch())
 
     async def release(self, lease: Lease) -> None:
-        """Drop the lock, and write the run's usage row in the same transaction."""
+        """Drop the lock, and write the run's usage row in the same transaction.
+
+        Never raises: if the database fails, the lock is dropped by the watcher once it
+        is back (and it is no longer heartbeated, so at worst it goes stale).
+        """
         self._local.pop(lease.run_id, None)
         lease.released = True
         usage, lease.usage = lease.usage, None
+        try:
+            await self._release_rows(lease.run_id, usage)
+        except Exception as exc:
+            log.warning(
+                "could not release run %s (%s); retrying until the database is back",
+                lease.run_id,
+                type(exc).__name__,
+            )
+            metrics.ERRORS.labels("run_release").inc()
+            deadline = asyncio.get_running_loop().time() + self.stale_after.total_seconds()
+            self._unreleased[lease.run_id] = _Unreleased(usage, deadline)
+            self._ensure_watcher()
+
+    async def _release_rows(self, run_id: str, usage: dict[str, object] | None) -> None:
+        """Write `usage` and drop the lock; raise only if the lock could not be dropped."""
+        usage_error: Exception | None = None
         if usage is not None:
             try:
                 async with self.engine.begin() as conn:
                     await conn.execute(self._sql.insert_usage, usage)
-                    await self._drop_lock(conn, lease)
+                    await self._drop_lock(conn, run_id)
                 return
-            except Exception:
-                # Losing one usage row must not keep the thread locked.
-                log.exception("could not record usage")
+            except Exception as exc:
+                usage_error = exc
         async with self.engine.begin() as conn:
-            await self._drop_lock(conn, lease)
+            await self._drop_lock(conn, run_id)
+        if usage_error is not None:
+            # Losing one usage row must not keep the thread locked.
+            log.error("could not record usage", exc_info=usage_error)
 
-    async def _drop_lock(self, conn: AsyncConnection, lease: Lease) -> None:
-        await conn.execute(self._sql.drop_lock, {"run_id": lease.run_id})
+    async def _retry_releases(self) -> None:
+        """Drop the locks `release` could not; give up on those that have gone stale."""
+        now = asyncio.get_running_loop().time()
+        for run_id, pending in list(self._unreleased.items()):
+            try:
+                await self._release_rows(run_id, pending.usage)
+            except Exception:
+                if now >= pending.deadline:
+                    # Stale by now: the next run takes it over. Only the usage row is lost.
+                    del self._unreleased[run_id]
+                    log.error("gave up releasing run %s; its lock has gone stale", run_id)
+                continue
+            del self._unreleased[run_id]
+            log.info("released run %s after the database came back", run_id)
+
+    async def _drop_lock(self, conn: AsyncConnection, run_id: str) -> None:
+        await conn.execute(self._sql.drop_lock, {"run_id": run_id})
 
     async def request_stop(self, thread_id: str, ctx: RequestContext) -> bool:
         """Ask the thread's active run to stop, wherever it runs; False if none is active."""
@@ -158,13 +209,16 @@ class RunRegistry:
         return bool(result.rowcount)
 
     async def _watch(self) -> None:
-        """While this process has runs: cancel those asked to stop, keep the rest alive."""
+        """While this process has runs: cancel those asked to stop, keep the rest alive,
+        and drop the locks whose release failed."""
         last_beat = asyncio.get_running_loop().time()
-        while self._local:
+        while self._local or self._unreleased:
             await asyncio.sleep(self.poll_interval)
+            if self._unreleased:
+                await self._retry_releases()
             run_ids = list(self._local)
             if not run_ids:
-                break
+                continue
             try:
                 async with self.engine.begin() as conn:
                     stopped = await conn.scalars(self._sql.stop_requested, {"run_ids": run_ids})
@@ -178,6 +232,8 @@ class RunRegistry:
                         await conn.execute(
                             self._sql.heartbeat, {"run_ids": run_ids, "heartbeat_at": utcnow()}
                         )
+            except DatabaseUnavailable as exc:
+                log.warning("run watcher: database unavailable (%s); retrying", exc.reason)
             except Exception:
                 # A database hiccup must not kill the watcher of every run.
                 log.exception("run watcher failed; retrying")
