@@ -272,6 +272,9 @@ HOSTILE_CHAT_BODIES: list[tuple[bytes, int]] = [
     ),
     (b"[" * 100_000 + b"]" * 100_000, 400),
     (b'{"conversation_id": null, "message": "hi"', 400),
+    # PostgreSQL cannot store NUL: refused at the edge on both databases (text_rules.py).
+    (b'{"conversation_id": "thr_\\u0000x", "message": "hi"}', 422),
+    (b'{"conversation_id": null, "message": "h\\u0000i"}', 400),
 ]
 
 
@@ -284,6 +287,15 @@ async def test_hostile_chat_bodies_are_refused_with_a_clear_status(
             response = await http.post(path, content=body, headers=headers)
             assert response.status_code == status, (path, body[:80], response.text)
             assert response.headers["content-type"].startswith("application/problem+json")
+    for hostile_id in ("thr_%00x", "thr_%1bx"):
+        got = await http.get(f"/api/chat/conversations/{hostile_id}", headers=headers)
+        assert got.status_code == 422, got.text
+        proxied = await http.post(
+            f"/api/chatkit?conversation_id={hostile_id}",
+            content=_threads_create("hi"),
+            headers=headers,
+        )
+        assert proxied.status_code == 422, proxied.text
     assert provider.requests == []
 
 

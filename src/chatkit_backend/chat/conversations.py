@@ -249,7 +249,7 @@ def attachment(thread_id: str, suffix: str) -> dict[str, str]:
 # routes ------------------------------------------------------------------------
 
 
-async def _not_found_as_404() -> AsyncIterator[None]:
+async def not_found_as_404() -> AsyncIterator[None]:
     # Another user's thread raises the same NotFoundError as a missing one.
     try:
         yield
@@ -264,7 +264,7 @@ ThreadId = Annotated[Name, Path()]
 router = APIRouter(
     prefix="/api/conversations",
     tags=["conversations"],
-    dependencies=[Depends(_not_found_as_404)],
+    dependencies=[Depends(not_found_as_404)],
 )
 
 

@@ -10,18 +10,15 @@ so strings work wherever its types say number.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from chatkit.store import NotFoundError
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from ..auth import current_context
 from ..context import RequestContext
 from ..deps import get_store
-from ..errors import NotFound
 from ..text_rules import Title
 from . import conversations
 from .store import SQLStore
@@ -117,22 +114,15 @@ def seed_conversation(
 # routes ----------------------------------------------------------------------------------
 
 
-async def _not_found_as_404() -> AsyncIterator[None]:
-    # Another user's conversation raises the same NotFoundError as a missing one.
-    try:
-        yield
-    except NotFoundError:
-        raise NotFound("Conversation not found") from None
-
-
 Context = Annotated[RequestContext, Depends(current_context)]
 Store = Annotated[SQLStore, Depends(get_store)]
-ConversationId = Annotated[str, Path()]
+# The same id rule as /api/conversations: a NUL or control character is a 422, not a query.
+ConversationId = conversations.ThreadId
 
 router = APIRouter(
     prefix="/api/chat/conversations",
     tags=["seed frontend"],
-    dependencies=[Depends(_not_found_as_404)],
+    dependencies=[Depends(conversations.not_found_as_404)],
 )
 
 

@@ -38,6 +38,7 @@ from pydantic import BaseModel, StrictBool, StrictInt, StringConstraints, Valida
 
 from ..context import RequestContext
 from ..errors import BadRequest, NotFound, ServiceUnavailable
+from ..text_rules import Name
 from .routes import (
     Admit,
     Config,
@@ -68,7 +69,7 @@ router = APIRouter(tags=["seed frontend"])
 THINKING = "Processing your request..."
 ERROR_CODE = "stream_error"
 
-ConversationId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ConversationId = Annotated[Name, StringConstraints(min_length=1, max_length=64)]
 
 
 class SeedChatRequest(BaseModel):
