@@ -26,7 +26,7 @@ from chatkit.types import (
     Workflow,
     WorkflowItem,
 )
-from chatkit.widgets import Card, Text
+from chatkit.widgets import DynamicWidgetRoot
 from fastapi import FastAPI, Request
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -160,7 +160,8 @@ def widget(thread_id: str, copy_text: str, seconds: int) -> WidgetItem:
         id=new_id("message"),
         thread_id=thread_id,
         created_at=at(seconds),
-        widget=Card(children=[Text(value=copy_text)]),
+        # Built from plain data: chatkit deprecates its named widget classes (Card, Text).
+        widget=DynamicWidgetRoot(type="Card", children=[{"type": "Text", "value": copy_text}]),
         copy_text=copy_text,
     )
 
