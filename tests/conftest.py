@@ -8,17 +8,6 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")
 
-import warnings
-
-# openai-chatkit 1.6.5 builds some of its own widget classes on the ones it deprecates,
-# which warns once, while its module is imported. That is the SDK's business, not ours:
-# import it quietly here so that `-W error::DeprecationWarning` checks our own use.
-with warnings.catch_warnings():
-    warnings.filterwarnings(
-        "ignore", "Direct usage of named widget classes is deprecated", DeprecationWarning
-    )
-    import chatkit.widgets  # noqa: F401
-
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,23 +21,10 @@ from chatkit_backend.db import create_engine, migrate
 
 from .databases import postgres_database, sqlite_url
 from .live import ChatKitClient, live_server
+
+# Registered as hooks by being here: in CI a skip is a failure (tests/optional.py).
+from .optional import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
 from .scripted_provider import ScriptedProvider, Text
-
-# Deprecation warnings raised inside third-party code that no change of ours can avoid.
-# Applied as marks, which (unlike ini filters) still hold under `-W error::...`.
-THIRD_PARTY_WARNINGS = (
-    # LiteLLM 1.83 looks at pydantic's model_fields/model_computed_fields on instances
-    # while it checks each streamed chunk (litellm_core_utils/model_response_utils.py).
-    "ignore:Accessing the 'model_:DeprecationWarning:litellm",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.has_plugin("warnings"):
-        return  # `-p no:warnings`: nothing turns warnings into errors, nothing to mark
-    for item in items:
-        for rule in THIRD_PARTY_WARNINGS:
-            item.add_marker(pytest.mark.filterwarnings(rule))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

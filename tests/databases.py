@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-import pytest
+
+from .optional import require
 
 PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))
@@ -51,14 +52,12 @@ async def throwaway_postgres(
 
 @asynccontextmanager
 async def postgres_database() -> AsyncIterator[str]:
-    """A throw-away database for one test; skipped (failed under CI) without PostgreSQL."""
+    """A throw-away database for one test; skipped (failed in CI) without PostgreSQL."""
     try:
         admin = await admin_connection()
     except (OSError, asyncpg.PostgresError) as exc:
-        reason = f"PostgreSQL unreachable on {PG_HOST}:{PG_PORT}: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        require(False, f"PostgreSQL unreachable on {PG_HOST}:{PG_PORT}: {exc}")
+        raise  # not reached: require skips or fails
     async with throwaway_postgres("ckb_test", admin) as url:
         yield url
 

@@ -8,11 +8,8 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from chatkit.store import NotFoundError
 from chatkit.types import (
     AssistantMessageContent,
@@ -27,13 +24,12 @@ from chatkit.types import (
     Workflow,
     WorkflowItem,
 )
-from sqlalchemy import Connection, func, inspect, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatkit_backend.chat.store import SQLStore, new_id
 from chatkit_backend.chat.tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 from chatkit_backend.context import RequestContext
-from chatkit_backend.db import Base
 
 # Every other module that declares tables, so that Base.metadata holds them all.
 from chatkit_backend.runs import tables as _run_tables  # noqa: F401
@@ -587,18 +583,3 @@ async def test_save_feedback_records_only_own_items_and_upserts_kind(
 
 
 # schema ---------------------------------------------------------------------
-
-
-async def test_migrations_create_what_the_models_declare(engine: AsyncEngine) -> None:
-    """Tables, columns and indexes (the thread activity index among them) of the ORM
-    models and of the migrations agree, on both databases."""
-
-    def differences(conn: Connection) -> list[Any]:
-        return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
-
-    async with engine.connect() as conn:
-        assert await conn.run_sync(differences) == []
-        indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("threads"))
-    assert {"name": "ix_threads_user_activity", "columns": ["user_id", "updated_at", "seq"]} in [
-        {"name": index["name"], "columns": index["column_names"]} for index in indexes
-    ]

@@ -44,6 +44,7 @@ def collector() -> Iterator[Collector]:
     found = Collector()
     yield found
     found.server.shutdown()
+    found.server.server_close()  # shutdown() only stops the loop; this closes the socket
 
 
 def test_tracing_sends_request_spans_when_switched_on(collector: Collector, tmp_path: Path) -> None:

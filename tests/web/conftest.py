@@ -1,9 +1,10 @@
 """Browser fixtures: Debian's Chromium driven by Playwright against a live server on SQLite.
 
 Playwright never downloads a browser here: it launches /usr/bin/chromium, which
-scripts/test installs with apt-get. Without it these tests skip, saying why (CI=true
-makes that a failure). Every page records console errors and uncaught exceptions, fails
-the test on any it did not expect, and leaves a screenshot in test-artifacts/.
+scripts/test installs with apt-get. Without it these tests skip, saying why (in CI
+that is a failure: tests/optional.py). Every page records console errors and uncaught
+exceptions, fails the test on any it did not expect, and leaves a screenshot in
+test-artifacts/.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from playwright.async_api import Browser, ConsoleMessage, Locator, Page, async_p
 from ..conftest import is_title_request, scripted_settings
 from ..databases import sqlite_url
 from ..live import live_server
+from ..optional import require
 from ..scripted_provider import ScriptedProvider, StreamRecord
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -44,18 +46,12 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
-def require_chromium() -> None:
-    if CHROMIUM.is_file():
-        return
-    reason = f"no browser at {CHROMIUM}: scripts/test installs Debian's chromium with apt-get"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    require_chromium()
+    require(
+        CHROMIUM.is_file(),  # noqa: ASYNC240 - one stat, before the test starts
+        f"no browser at {CHROMIUM}: scripts/test installs Debian's chromium with apt-get",
+    )
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True

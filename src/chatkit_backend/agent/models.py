@@ -11,6 +11,9 @@ the rest of the server together (docs/benchmarks.md), and it buys nothing there.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,6 +35,8 @@ LITELLM_PREFIX = "litellm/"
 PROVIDER_RETRIES = 2
 # The OpenAI client insists on a key; local servers (Ollama, vLLM) ignore it.
 NO_KEY = "not-set"
+
+log = logging.getLogger(__name__)
 
 Route = Literal["offline", "openai", "litellm"]
 
@@ -226,3 +231,34 @@ class ModelClient:
     async def aclose(self) -> None:
         if self._openai is not None:
             await self._openai.close()
+        elif self.choice.route == "litellm":
+            await close_litellm_clients()
+
+
+async def close_litellm_clients() -> None:
+    """Close LiteLLM's HTTP clients of the running event loop, and forget them.
+
+    LiteLLM keeps one client per provider and event loop, open until the process exits:
+    a server whose loop ends sooner (in a test, on a reload) would leave its provider
+    connections open, and a later loop given the same id would be handed a dead client.
+    """
+    import litellm
+
+    cache = getattr(litellm, "in_memory_llm_clients_cache", None)
+    if cache is None:
+        return
+    # LiteLLM's cache key ends with the id of the loop the client belongs to.
+    suffix = f"-{id(asyncio.get_running_loop())}"
+    for key in [k for k in list(cache.cache_dict) if str(k).endswith(suffix)]:
+        client = cache.cache_dict.get(key)
+        cache.delete_cache(key)
+        close = getattr(client, "aclose", None) or getattr(client, "close", None)
+        if close is None:
+            continue
+        try:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            # Shutting down: a client that fails to close must not stop the rest.
+            log.warning("could not close a LiteLLM client", exc_info=True)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
-from agents import Runner
+from agents import MaxTurnsExceeded, Runner
 from chatkit.actions import Action
 from chatkit.agents import stream_agent_response
 from chatkit.errors import CustomStreamError
@@ -43,6 +43,10 @@ from .wire_times import with_utc_times
 log = logging.getLogger(__name__)
 
 MAX_AGENT_TURNS = 10
+MAX_TURNS_MESSAGE = (
+    f"The assistant took too many steps ({MAX_AGENT_TURNS}) without finishing its answer. "
+    "Your message is saved; please try again, perhaps asking for less at once."
+)
 
 
 def is_text_delta(event: ThreadStreamEvent) -> bool:
@@ -173,6 +177,11 @@ class ChatServer(ChatKitServer[RequestContext]):
             raise
         except CustomStreamError:
             raise
+        except MaxTurnsExceeded as exc:
+            # Not the provider's fault, and nothing for the operator to fix: the model
+            # kept calling tools. Saying the provider failed would send users astray.
+            log.warning("agent run stopped after %d turns", MAX_AGENT_TURNS)
+            raise CustomStreamError(MAX_TURNS_MESSAGE, allow_retry=True) from exc
         except Exception as exc:
             log.exception("agent run failed", extra={"thread_id": thread.id})
             if getattr(exc, "status_code", None) == 401:

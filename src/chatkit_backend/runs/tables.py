@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import AutoId, Base
@@ -26,7 +26,7 @@ class ActiveRunRow(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime)
     # Refreshed by the owning process; a stale row is a crashed worker's and is ignored.
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
-    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class RateWindowRow(Base):
