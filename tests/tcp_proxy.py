@@ -21,7 +21,7 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -39,6 +39,21 @@ class TcpProxy:
         self.down()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_forever()
+        finally:
+            # The loop is closed here, in its own thread, once stopped: an open loop left
+            # to the garbage collector warns (ResourceWarning) in whichever test runs then.
+            self._loop.run_until_complete(self._cancel_remaining())
+            self._loop.close()
+
+    async def _cancel_remaining(self) -> None:
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     def up(self) -> None:
         self._call(self._listen())
