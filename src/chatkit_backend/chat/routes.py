@@ -8,7 +8,7 @@ stream starts, so a failure is a status code; errors inside a stream become an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
@@ -30,7 +30,7 @@ from .preflight import PRODUCING, preflight, thread_id_of
 from .runtime import ChatRuntime
 from .simple_sse import SimpleChatRequest, chatkit_body, parse_simple, simple_events
 from .store import SQLStore, new_id
-from .streaming import SSEResponse, detached_stream
+from .streaming import STREAM_ERROR, SSEResponse, detached_stream
 
 if TYPE_CHECKING:
     # Loaded after start-up with the Agents SDK (chat/runtime.py): types only here.
@@ -137,23 +137,31 @@ async def open_request(
     return Opened(result, thread_id, lease)
 
 
+def run_stream(
+    request: Request,
+    source: AsyncIterable[bytes],
+    opened: Opened,
+    error_event: bytes = STREAM_ERROR,
+) -> AsyncGenerator[bytes, None]:
+    """`source` produced apart from the response, holding the run's lease (chat/streaming.py)."""
+    settings: Settings = request.app.state.settings
+    return detached_stream(
+        source,
+        request.app.state.run_tasks,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        lease=opened.lease,
+        registry=request.app.state.admission.registry,
+        error_event=error_event,
+    )
+
+
 def sse(
     request: Request,
     stream: AsyncIterable[bytes],
     opened: Opened,
-    settings: Settings,
     headers: dict[str, str] | None = None,
 ) -> SSEResponse:
-    return SSEResponse(
-        detached_stream(
-            stream,
-            request.app.state.run_tasks,
-            heartbeat_seconds=settings.heartbeat_seconds,
-            lease=opened.lease,
-            registry=request.app.state.admission.registry,
-        ),
-        headers=headers,
-    )
+    return SSEResponse(run_stream(request, stream, opened), headers=headers)
 
 
 async def simple_chat(
@@ -175,7 +183,6 @@ async def simple_chat(
         request,
         simple_events(opened.result, opened.thread_id),
         opened,
-        settings,
         {"X-Thread-Id": opened.thread_id},
     )
 
@@ -202,7 +209,7 @@ async def answer_chatkit(
 
     if isinstance(opened.result, NonStreamingResult):
         return Response(content=opened.result.json, media_type="application/json")
-    return sse(request, opened.result, opened, settings)
+    return sse(request, opened.result, opened)
 
 
 @router.post("/chatkit")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -49,10 +49,11 @@ from .routes import (
     open_request,
     parse_request,
     read_body,
+    run_stream,
 )
 from .seed_conversations import SeedToolCall
 from .simple_sse import DEFAULT_ERROR, json_body, translated
-from .streaming import STREAM_ERROR, SSEResponse, detached_stream
+from .streaming import SSEResponse
 
 if TYPE_CHECKING:
     from chatkit.server import StreamingResult
@@ -190,24 +191,6 @@ async def seed_events(
 
 def agent_name(server: ChatServer) -> str:
     return server.kit.build_agent().name
-
-
-def run_stream(
-    request: Request,
-    source: AsyncIterable[bytes],
-    opened: Opened,
-    error_event: bytes = STREAM_ERROR,
-) -> AsyncGenerator[bytes, None]:
-    """`source` produced apart from the response, holding the run's lease (chat/streaming.py)."""
-    settings: Settings = request.app.state.settings
-    return detached_stream(
-        source,
-        request.app.state.run_tasks,
-        heartbeat_seconds=settings.heartbeat_seconds,
-        lease=opened.lease,
-        registry=request.app.state.admission.registry,
-        error_event=error_event,
-    )
 
 
 def streamed(opened: Opened) -> tuple[StreamingResult, str]:
