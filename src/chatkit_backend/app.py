@@ -17,7 +17,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import db
-from .agent.models import choose_model
+from .agent.catalogue import build_catalogue
+from .agent.models_api import router as models_router
 from .auth import authenticator
 from .chat.conversations import router as conversations_router
 from .chat.debug import router as debug_router
@@ -59,14 +60,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = db.create_engine(settings.async_database_url)
         await db.migrate(engine)
         store = SQLStore(engine)
-        choice = choose_model(settings)
-        log.info("model: %s (%s)", choice.name, choice.reason)
+        catalogue = build_catalogue(settings)
+        default = catalogue.default.choice
+        log.info("model: %s (%s)", default.name, default.reason)
+        if len(catalogue.entries) > 1:
+            log.info("models users may pick: %s", ", ".join(e.id for e in catalogue.entries))
         app.state.settings = settings
         app.state.engine = engine
         app.state.store = store
-        app.state.model_choice = choice
+        app.state.catalogue = catalogue
         app.state.run_tasks = RunTasks()
-        chat = ChatRuntime(settings, choice, engine, store)
+        chat = ChatRuntime(settings, catalogue, engine, store)
         chat.start()
         app.state.chat = chat
         registry = RunRegistry(
@@ -146,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(seed_conversations_router)
     app.include_router(tasks_router)
     app.include_router(usage_router)
+    app.include_router(models_router)
     app.include_router(metrics_router)
     app.include_router(debug_router)
     app.include_router(web_router)

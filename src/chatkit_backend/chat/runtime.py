@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..agent.models import ModelChoice, key_rejected, prepare_litellm
+from ..agent.catalogue import ModelCatalogue
+from ..agent.models import key_rejected, prepare_litellm
 from ..config import Settings
 from ..errors import ServiceUnavailable
 from .store import SQLStore
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 # What a chat turn needs; imported in the worker thread.
 CHAT_MODULES = (
     "chatkit_backend.chat.server",
-    "chatkit_backend.agent.todo",
+    "chatkit_backend.agent.registry",
     "chatkit_backend.agent.planner",
 )
 LITELLM_MODULES = ("litellm", "agents.extensions.models.litellm_model")
@@ -65,13 +66,13 @@ class ChatRuntime:
     """Loads the chat machinery once, in the background, and hands out the server."""
 
     def __init__(
-        self, settings: Settings, choice: ModelChoice, engine: AsyncEngine, store: SQLStore
+        self, settings: Settings, catalogue: ModelCatalogue, engine: AsyncEngine, store: SQLStore
     ) -> None:
         self.settings = settings
-        self.choice = choice
+        self.catalogue = catalogue
         self.engine = engine
         self.store = store
-        self._models: ModelClient | None = None
+        self._clients: dict[str, ModelClient] = {}
         self._loading: asyncio.Task[ChatServer] | None = None
 
     def start(self) -> None:
@@ -86,9 +87,10 @@ class ChatRuntime:
 
     @property
     def model_problem(self) -> str | None:
-        """Why the loaded model cannot answer, when known (the provider refused the key)."""
-        if self._models is not None and self._models.key_rejected:
-            return key_rejected(self.choice)
+        """Why a loaded model cannot answer, when known (the provider refused the key)."""
+        for client in self._clients.values():
+            if client.key_rejected:
+                return key_rejected(client.choice)
         return None
 
     async def server(self) -> ChatServer:
@@ -104,7 +106,8 @@ class ChatRuntime:
             ) from exc
 
     async def _load(self) -> ChatServer:
-        modules = CHAT_MODULES + (LITELLM_MODULES if self.choice.route == "litellm" else ())
+        litellm = any(entry.choice.route == "litellm" for entry in self.catalogue.entries)
+        modules = CHAT_MODULES + (LITELLM_MODULES if litellm else ())
         # Before the imports: LiteLLM reads it as it is imported (ModelClient comes later).
         prepare_litellm()
         try:
@@ -120,22 +123,21 @@ class ChatRuntime:
         from agents import set_tracing_disabled
 
         from ..agent.models import ModelClient
-        from ..agent.planner import todo_planner
-        from ..agent.todo import TodoKit
+        from ..agent.registry import make_kit
         from ..runs.accounting import RunAccounting
         from ..tasks.service import TaskService
         from .server import ChatServer
 
         set_tracing_disabled(not self.settings.agents_tracing)
-        self._models = ModelClient(self.choice)
-        kit = TodoKit(self._models.agent_model(todo_planner), TaskService(self.engine), self.store)
+        kit = make_kit(self.settings, TaskService(self.engine), self.store)
+        self._clients = {e.id: ModelClient(e.choice) for e in self.catalogue.entries}
         return ChatServer(
             self.store,
-            self._models,
+            self.catalogue,
+            self._clients,
             kit,
             RunAccounting(self.engine),
-            history_items=self.settings.history_items,
-            model_timeout=self.settings.model_timeout_seconds,
+            settings=self.settings,
         )
 
     async def aclose(self) -> None:
@@ -143,5 +145,5 @@ class ChatRuntime:
             self._loading.cancel()
             with contextlib.suppress(BaseException):
                 await self._loading
-        if self._models is not None:
-            await self._models.aclose()
+        for client in self._clients.values():
+            await client.aclose()
