@@ -16,6 +16,7 @@ from agents import Agent
 from chatkit_backend.agent.custom import AgentFactoryError, build, load_factory
 from chatkit_backend.agent.kit import NO_ACTIONS
 from chatkit_backend.agent.plain import OFFLINE_REPLY
+from chatkit_backend.agent.registry import agent_problem
 from chatkit_backend.agent.setup import STARTUP_CHECK_ID, AgentSetup, fill_prompt
 from chatkit_backend.config import ConfigError, load_settings
 from examples.temperature_agent import convert, make_agent
@@ -243,6 +244,13 @@ def test_a_broken_factory_is_named_in_one_line(spec: str, message: str) -> None:
     assert text.startswith(f"AGENT={spec}: ")
     assert message in text
     assert "\n" not in text
+
+
+def test_the_serve_check_passes_a_working_factory() -> None:
+    assert agent_problem(load_settings(agent=EXAMPLE)) is None
+    assert agent_problem(load_settings(agent="tests.test_agents:raising")) == (
+        "AGENT=tests.test_agents:raising: the factory raised RuntimeError: no database for you"
+    )
 
 
 def test_a_broken_factory_stops_start_up_with_one_line(tmp_path: Path) -> None:

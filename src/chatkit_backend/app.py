@@ -137,12 +137,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return database_unavailable(DatabaseUnavailable(UNREACHABLE))
         if not chat.ready:
             return problem(503, "Service Unavailable", "The chat model is still loading.")
+        answer: dict[str, object] = {"status": "ready", "database": "ok", "model": "ok"}
         if reason := chat.model_problem:
             # Still ready: a refused key is the same on every instance, and taking them all
             # out of rotation would hide this message (and the REST API, which still
             # works) behind the load balancer's own error until a restart.
-            return {"status": "ready", "database": "ok", "model": "key_rejected", "detail": reason}
-        return {"status": "ready", "database": "ok", "model": "ok"}
+            answer |= {"model": "key_rejected", "detail": reason}
+        if (mcp := chat.mcp_states()) is not None:
+            # Still ready with a server down: its tools are unavailable, nothing else.
+            answer["mcp"] = mcp
+        return answer
 
     app.include_router(chatkit_router)
     app.include_router(conversations_router)

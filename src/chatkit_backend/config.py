@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # Replaces the instructions of the built-in agents; {date} and {user_id} filled per turn.
     system_prompt: str | None = None
     system_prompt_file: Path | None = None
+    # MCP servers whose tools every agent gets (agent/mcp_config.py).
+    mcp_config: Path | None = None
 
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"]
@@ -145,6 +147,23 @@ class Settings(BaseSettings):
                 value.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise ValueError(f"cannot read {value}: {exc}") from None
+        return value
+
+    @field_validator("mcp_config", mode="before")
+    @classmethod
+    def _blank_mcp_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mcp_config")
+    @classmethod
+    def _usable_mcp_config(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from .agent.mcp_config import McpConfigError, load_mcp_config
+
+            try:
+                load_mcp_config(value)
+            except McpConfigError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="after")

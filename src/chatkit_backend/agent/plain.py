@@ -46,9 +46,10 @@ class PlainKit(ToolsOnlyKit):
             def instructions(ctx: RunContextWrapper[Any], _agent: Agent[Any]) -> str:
                 return self.instructions(ctx.context.request_context.user_id)
 
-            self._agent = Agent(
-                name="Assistant", instructions=instructions, tools=list(setup.tools)
-            )
+            self._agent = Agent(name="Assistant", instructions=instructions)
+        if setup.tools:
+            # The server's own tools (MCP) change as servers come and go: added per turn.
+            return self._agent.clone(tools=list(setup.tools))
         return self._agent
 
     def tool_names(self) -> frozenset[str]:

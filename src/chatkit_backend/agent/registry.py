@@ -23,9 +23,7 @@ def make_kit(settings: Settings, tasks: TaskService, store: Store[RequestContext
 
 
 def agent_problem(settings: Settings) -> str | None:
-    """Why AGENT cannot answer, in one line; None when it can (checked before serving)."""
-    if settings.agent in ("todo", "chat"):
-        return None
+    """Why AGENT's factory cannot answer, in one line; None when it can (checked by `serve`)."""
     try:
         FactoryKit(settings.agent, settings)
     except AgentFactoryError as exc:

@@ -90,6 +90,9 @@ class TodoKit:
                 return self.instructions(ctx.context.request_context.user_id)
 
             self._agent = Agent(name="Todo assistant", instructions=instructions, tools=list(TOOLS))
+        if setup.tools:
+            # The server's own tools (MCP) change as servers come and go: added per turn.
+            return self._agent.clone(tools=[*self._agent.tools, *setup.tools])
         return self._agent
 
     def tool_names(self) -> frozenset[str]:

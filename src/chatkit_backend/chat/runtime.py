@@ -26,6 +26,7 @@ from ..errors import ServiceUnavailable
 from .store import SQLStore
 
 if TYPE_CHECKING:
+    from ..agent.mcp_tools import McpTools
     from ..agent.models import ModelClient
     from .server import ChatServer
 
@@ -73,6 +74,7 @@ class ChatRuntime:
         self.engine = engine
         self.store = store
         self._clients: dict[str, ModelClient] = {}
+        self.mcp: McpTools | None = None
         self._loading: asyncio.Task[ChatServer] | None = None
 
     def start(self) -> None:
@@ -92,6 +94,10 @@ class ChatRuntime:
             if client.key_rejected:
                 return key_rejected(client.choice)
         return None
+
+    def mcp_states(self) -> dict[str, dict[str, object]] | None:
+        """Each MCP server's state (None without MCP_CONFIG, or before the load)."""
+        return self.mcp.states() if self.mcp is not None else None
 
     async def server(self) -> ChatServer:
         """The ChatKit server, once loaded (503 if loading it failed)."""
@@ -131,6 +137,13 @@ class ChatRuntime:
         set_tracing_disabled(not self.settings.agents_tracing)
         kit = make_kit(self.settings, TaskService(self.engine), self.store)
         self._clients = {e.id: ModelClient(e.choice) for e in self.catalogue.entries}
+        if self.settings.mcp_config is not None:
+            from ..agent.mcp_config import load_mcp_config
+            from ..agent.mcp_tools import McpTools
+
+            # Connecting goes on in the background: a slow or dead server delays nothing.
+            self.mcp = McpTools(load_mcp_config(self.settings.mcp_config))
+            self.mcp.start()
         return ChatServer(
             self.store,
             self.catalogue,
@@ -138,6 +151,7 @@ class ChatRuntime:
             kit,
             RunAccounting(self.engine),
             settings=self.settings,
+            mcp=self.mcp,
         )
 
     async def aclose(self) -> None:
@@ -145,5 +159,7 @@ class ChatRuntime:
             self._loading.cancel()
             with contextlib.suppress(BaseException):
                 await self._loading
+        if self.mcp is not None:
+            await self.mcp.stop()
         for client in self._clients.values():
             await client.aclose()

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from agents import MaxTurnsExceeded, Model, ModelSettings, RunConfig, Runner
+from agents import FunctionTool, MaxTurnsExceeded, Model, ModelSettings, RunConfig, Runner
 from chatkit.actions import Action
 from chatkit.agents import stream_agent_response
 from chatkit.errors import CustomStreamError
@@ -44,6 +44,9 @@ from .history import HistoryConverter
 from .preflight import REMEMBERED_MODEL, TurnChoices
 from .store import SQLStore, answer_next_read_from
 from .wire_times import with_utc_times
+
+if TYPE_CHECKING:
+    from ..agent.mcp_tools import McpTools
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,7 @@ class ChatServer(ChatKitServer[RequestContext]):
         accounting: RunAccounting,
         *,
         settings: Settings,
+        mcp: McpTools | None = None,
     ) -> None:
         super().__init__(store)
         self.sql_store = store
@@ -115,7 +119,16 @@ class ChatServer(ChatKitServer[RequestContext]):
             model_id: client.agent_model(kit.planner) for model_id, client in clients.items()
         }
         self.agent_name = kit.build_agent(AgentSetup.for_check(settings)).name
-        self.turn_choices = TurnChoices(catalogue, kit.tool_names())
+        self.mcp = mcp
+
+    def configured_tools(self) -> list[FunctionTool]:
+        """The tools this server adds to the agent's own now (MCP servers that are ready)."""
+        return self.mcp.function_tools(self.kit.tool_names()) if self.mcp is not None else []
+
+    @property
+    def turn_choices(self) -> TurnChoices:
+        tools = self.kit.tool_names() | {tool.name for tool in self.configured_tools()}
+        return TurnChoices(self.catalogue, frozenset(tools))
 
     async def process_parsed(
         self, request: ChatKitReq, context: RequestContext
@@ -162,7 +175,12 @@ class ChatServer(ChatKitServer[RequestContext]):
         model_input = await self.converter.to_agent_input(list(reversed(page.data)))
 
         agent_context = self.kit.new_context(thread, self.store, context)
-        setup = AgentSetup(user_id=context.user_id, thread_id=thread.id, settings=self.settings)
+        setup = AgentSetup(
+            user_id=context.user_id,
+            thread_id=thread.id,
+            settings=self.settings,
+            tools=tuple(self.configured_tools()),
+        )
         result = Runner.run_streamed(
             self.kit.build_agent(setup),
             model_input,
