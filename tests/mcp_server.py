@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 server = MCPServer("test-tools")
 
@@ -46,6 +46,18 @@ async def slow(seconds: float) -> str:
 def big(chars: int) -> str:
     """A result of `chars` characters."""
     return "x" * chars
+
+
+@server.tool()
+def whoami(ctx: Context) -> str:
+    """The Authorization header of the HTTP request that called this tool."""
+    return (ctx.headers or {}).get("authorization", "nobody")
+
+
+@server.tool()
+def whoami_too(ctx: Context) -> str:
+    """The same, under another name (for a second server entry)."""
+    return (ctx.headers or {}).get("authorization", "nobody")
 
 
 @server.tool()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from chatkit_backend.agent.mcp_config import McpConfigError, load_mcp_config
@@ -129,14 +130,22 @@ async def test_a_stdio_servers_tools_are_called_shown_recorded_and_replayed(
     )
     with served(tmp_path, provider, mcp_config=config) as url:
         state = wait_for(url, "calc", "ready")
-        assert state["tools"] == 5, "every tool but the blocked one"
+        assert state["tools"] == 7, "every tool but the blocked one"
         client = ChatKitClient(url)
         try:
             provider.enqueue(ToolCalls([Call("add", {"a": 2, "b": 3})]), Text("It is 5."))
             thread_id, events = await client.create_thread("what is 2 + 3?")
             assert assistant_text(events) == "It is 5."
             first, second = chat_requests(provider)
-            assert tool_names(first) == TODO_TOOLS | {"add", "shout", "slow", "big", "fail"}
+            assert tool_names(first) == TODO_TOOLS | {
+                "add",
+                "shout",
+                "slow",
+                "big",
+                "fail",
+                "whoami",
+                "whoami_too",
+            }
             assert tool_outputs(second) == [{"ok": True, "result": "5"}]
             # Shown like a built-in tool: a workflow, and the client effects.
             effects = [e["name"] for e in events if e["type"] == "client_effect"]
@@ -235,6 +244,67 @@ async def test_an_http_server_down_at_start_comes_back_dies_and_comes_back_again
     assert "s3cret-mcp-token" not in capfd.readouterr().err
 
 
+SECRET = "mcp-test-secret-0123456789abcdef0123456789"
+
+
+def bearer_token(user: str) -> str:
+    return jwt.encode({"sub": user, "exp": int(time.time()) + 600}, SECRET, algorithm="HS256")
+
+
+async def test_the_users_token_goes_only_to_a_server_that_asks_for_it(
+    tmp_path: Path, provider: ScriptedProvider, http_mcp: HttpMcpServer
+) -> None:
+    http_mcp.start()
+    config = write_config(
+        tmp_path,
+        {
+            "as_user": {
+                "url": http_mcp.url,
+                "forward_user_token": True,
+                "allowed_tools": ["whoami"],
+            },
+            "as_service": {
+                "url": http_mcp.url,
+                "headers": {"Authorization": "Bearer service-token"},
+                "allowed_tools": ["whoami_too"],
+            },
+        },
+    )
+    options = {"agent": "chat", "mcp_config": config, "better_auth_secret": SECRET}
+    with served(tmp_path, provider, **options) as url:
+        wait_for(url, "as_user", "ready")
+        wait_for(url, "as_service", "ready")
+        token = bearer_token("alice")
+        client = ChatKitClient(url, {"Authorization": f"Bearer {token}"})
+        try:
+            provider.enqueue(
+                ToolCalls([Call("whoami", {})]), ToolCalls([Call("whoami_too", {})]), Text("ok")
+            )
+            await client.create_thread("who am I?")
+            as_user, as_service = tool_outputs(chat_requests(provider)[-1])
+            assert as_user == {"ok": True, "result": f"Bearer {token}"}
+            assert as_service == {"ok": True, "result": "Bearer service-token"}
+        finally:
+            await client.aclose()
+
+
+async def test_a_forwarding_server_refuses_a_caller_without_a_token(
+    tmp_path: Path, provider: ScriptedProvider, http_mcp: HttpMcpServer
+) -> None:
+    http_mcp.start()
+    config = write_config(tmp_path, {"as_user": {"url": http_mcp.url, "forward_user_token": True}})
+    with served(tmp_path, provider, agent="chat", mcp_config=config) as url:
+        wait_for(url, "as_user", "ready")
+        client = ChatKitClient(url)  # local mode: nobody signed in, no token to forward
+        try:
+            provider.enqueue(ToolCalls([Call("whoami", {})]), Text("ok"))
+            await client.create_thread("who am I?")
+            (output,) = tool_outputs(chat_requests(provider)[-1])
+            assert output["error"] == "unauthorized"
+        finally:
+            await client.aclose()
+
+
 def test_a_tool_named_like_the_agents_own_is_left_out(tmp_path: Path) -> None:
     # Unit-level: the todo agent's list_tasks wins over a server's tool of that name.
     from chatkit_backend.agent.mcp_config import McpConfig
@@ -311,3 +381,11 @@ def test_mcp_config_setting_is_checked_at_start(tmp_path: Path) -> None:
         load_settings(mcp_config=str(tmp_path / "missing.json"))
     assert str(caught.value).startswith("MCP_CONFIG:")
     assert load_settings(mcp_config=" ").mcp_config is None
+
+
+def test_the_callers_token_never_shows_in_a_context_repr() -> None:
+    from chatkit_backend.context import RequestContext
+
+    ctx = RequestContext(user_id="alice", bearer_token="eyJ.secret.token")
+    assert ctx.bearer_token == "eyJ.secret.token"
+    assert "secret" not in repr(ctx)

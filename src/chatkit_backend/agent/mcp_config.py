@@ -1,7 +1,8 @@
 """MCP_CONFIG: the MCP servers whose tools every agent gets, in Claude Desktop's format.
 
 `{"mcpServers": {"name": {"command", "args", "env"} | {"url", "headers"}}}`, plus our own
-per-server keys: `allowed_tools`, `blocked_tools` and `timeout_seconds`. `${VAR}`
+per-server keys: `allowed_tools`, `blocked_tools`, `timeout_seconds` and, for HTTP servers,
+`forward_user_token`. `${VAR}`
 anywhere in a string is read from the environment when the file is loaded, so secrets
 stay out of the file (and out of logs: only server names and states are logged).
 """
@@ -55,6 +56,8 @@ class HttpServer(_Server):
     transport: Literal["http"] = "http"
     url: str = Field(pattern=r"^https?://")
     headers: dict[str, str] = Field(default_factory=dict)
+    # Send the caller's own bearer token with each call, so the server acts as that user.
+    forward_user_token: bool = False
 
 
 def _kind(value: Any) -> str:

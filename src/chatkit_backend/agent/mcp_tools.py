@@ -89,7 +89,7 @@ class McpConnection:
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def _client(self) -> MCPServer:
+    def _client(self, token: str | None = None) -> MCPServer:
         spec = self.spec
         if isinstance(spec, StdioServer):
             params: Any = {"command": spec.command, "args": spec.args}
@@ -100,8 +100,9 @@ class McpConnection:
             return MCPServerStdio(
                 params, name=self.name, client_session_timeout_seconds=SESSION_TIMEOUT_SECONDS
             )
+        headers = spec.headers if token is None else {**spec.headers, "Authorization": token}
         return MCPServerStreamableHttp(
-            {"url": spec.url, "headers": spec.headers, "timeout": SESSION_TIMEOUT_SECONDS},
+            {"url": spec.url, "headers": headers, "timeout": SESSION_TIMEOUT_SECONDS},
             name=self.name,
             client_session_timeout_seconds=SESSION_TIMEOUT_SECONDS,
         )
@@ -158,14 +159,36 @@ class McpConnection:
             await asyncio.gather(*waiters, return_exceptions=True)
         return self._stop.is_set()
 
-    async def call(self, tool: str, arguments: dict[str, Any]) -> Output:
+    @property
+    def acts_as_user(self) -> bool:
+        return isinstance(self.spec, HttpServer) and self.spec.forward_user_token
+
+    async def _call_as(self, token: str, tool: str, arguments: dict[str, Any]) -> Any:
+        """One call on a connection of its own that carries the user's token (the shared
+        connection is the server's, and must never carry one user's credentials)."""
+        server = self._client(f"Bearer {token}")
+        try:
+            await server.connect()  # type: ignore[no-untyped-call]
+            return await server.call_tool(tool, arguments)
+        finally:
+            with contextlib.suppress(Exception):
+                await server.cleanup()  # type: ignore[no-untyped-call]
+
+    async def call(self, tool: str, arguments: dict[str, Any], token: str | None = None) -> Output:
         server = self._server
         if server is None:
             return failure("unavailable", f"The {self.name} tools are unavailable just now.")
-        try:
-            result = await asyncio.wait_for(
-                server.call_tool(tool, arguments), self.spec.timeout_seconds
+        if self.acts_as_user and token is None:
+            return failure(
+                "unauthorized", f"The {self.name} tools act as the signed-in user: sign in first."
             )
+        call = (
+            self._call_as(token, tool, arguments)
+            if self.acts_as_user and token is not None
+            else server.call_tool(tool, arguments)
+        )
+        try:
+            result = await asyncio.wait_for(call, self.spec.timeout_seconds)
         except TimeoutError:
             return failure(
                 "timeout",
@@ -193,7 +216,9 @@ class McpConnection:
                 arguments = None
             if not isinstance(arguments, dict):
                 return json.dumps(failure("invalid", "The arguments are not a JSON object."))
-            work: Callable[[], Any] = lambda: self.call(name, arguments)  # noqa: E731
+            request_context = getattr(ctx.context, "request_context", None)
+            token = getattr(request_context, "bearer_token", None)
+            work: Callable[[], Any] = lambda: self.call(name, arguments, token)  # noqa: E731
             return await run_recorded(ctx, name, arguments, f"Running {name}…", work)
 
         return FunctionTool(
