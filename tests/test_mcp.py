@@ -125,6 +125,8 @@ async def test_a_stdio_servers_tools_are_called_shown_recorded_and_replayed(
                 "args": [SERVER, "stdio"],
                 "blocked_tools": ["secret_tool"],
                 "timeout_seconds": 1,
+                "env": {"MCP_TEST_SERVER": "1"},
+                "cwd": str(tmp_path),
             }
         },
     )
@@ -389,3 +391,45 @@ def test_the_callers_token_never_shows_in_a_context_repr() -> None:
     ctx = RequestContext(user_id="alice", bearer_token="eyJ.secret.token")
     assert ctx.bearer_token == "eyJ.secret.token"
     assert "secret" not in repr(ctx)
+
+
+async def test_calls_that_cannot_be_made_fail_softly() -> None:
+    from agents import RunContextWrapper
+
+    from chatkit_backend.agent.mcp_config import McpConfig
+    from chatkit_backend.agent.mcp_tools import McpTools
+    from chatkit_backend.agent.tool_activity import run_recorded
+
+    tools = McpTools(McpConfig.model_validate({"mcpServers": {"a": {"command": "x"}}}))
+    connection = tools.connections[0]
+    # Not connected (a call racing the server going down): unavailable, not an exception.
+    assert (await connection.call("search", {}))["error"] == "unavailable"
+    # Arguments that are not a JSON object go back to the model as such.
+    tool = connection.function_tool(_Tool("search"))
+    answer = json.loads(await tool.on_invoke_tool(RunContextWrapper(None), "[1, 2]"))
+    assert answer["error"] == "invalid"
+
+    async def broken() -> dict[str, Any]:
+        raise RuntimeError("internal detail")
+
+    # Outside a chat (no ChatKit context) the call still runs; a failure says only the name.
+    output = json.loads(await run_recorded(RunContextWrapper(None), "search", {}, "…", broken))
+    assert output == {
+        "ok": False,
+        "error": "unavailable",
+        "message": "search failed. Please try again in a moment.",
+    }
+
+
+def test_reasons_and_results_read_plainly() -> None:
+    from mcp_types import CallToolResult, ImageContent
+
+    from chatkit_backend.agent.mcp_tools import _reason
+
+    group = ExceptionGroup("outer", [ConnectionRefusedError("refused\nmore")])
+    assert _reason(group) == "ConnectionRefusedError: refused"
+    assert _reason(TimeoutError()) == "TimeoutError"
+    image = CallToolResult(content=[ImageContent(data="AAAA", mime_type="image/png")])
+    assert json.loads(result_text(image))["type"] == "image"
+    structured = CallToolResult(content=[], structured_content={"n": 1})
+    assert result_text(structured) == '{"n": 1}'

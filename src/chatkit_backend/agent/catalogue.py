@@ -44,9 +44,6 @@ class ModelCatalogue:
     def __contains__(self, model_id: object) -> bool:
         return model_id in self._by_id
 
-    def get(self, model_id: str) -> CatalogueEntry:
-        return self._by_id[model_id]
-
     def for_turn(self, requested: str | None, remembered: object) -> str:
         """The model of a turn: the one asked for, else the thread's last if still offered."""
         if requested is not None and requested in self._by_id:
