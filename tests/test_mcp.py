@@ -24,7 +24,7 @@ from chatkit_backend.config import ConfigError, load_settings
 
 from .conftest import is_title_request, scripted_settings
 from .databases import sqlite_url
-from .live import ChatKitClient, assistant_text, free_port, live_server
+from .live import ChatKitClient, assistant_text, free_port, live_server, parse_sse
 from .scripted_provider import Call, ScriptedProvider, Text, ToolCalls
 
 SERVER = str(Path(__file__).with_name("mcp_server.py"))
@@ -190,6 +190,12 @@ async def test_a_stdio_servers_tools_are_called_shown_recorded_and_replayed(
             ]
             metrics = (await client.http.get("/metrics")).text
             assert 'chatkit_tool_calls_total{outcome="timeout",tool="slow"}' in metrics
+
+            # The simple SSE format shows the call like a built-in one.
+            provider.enqueue(ToolCalls([Call("shout", {"text": "hi"})]), Text("HI"))
+            simple = await client.http.post("/api/chat/stream", json={"message": "shout hi"})
+            kinds = [(e["type"], e.get("name")) for e in parse_sse(simple.text)]
+            assert ("tool_call", "shout") in kinds and ("tool_result", "shout") in kinds
         finally:
             await client.aclose()
 
