@@ -271,3 +271,28 @@ async def test_models_need_a_signed_in_caller(tmp_path: Path, provider: Scripted
     with live_server(settings) as url:
         async with httpx.AsyncClient(base_url=url) as http:
             assert (await http.get("/api/models")).status_code == 401
+
+
+def test_a_retried_message_forcing_a_tool_gone_since_runs_unforced() -> None:
+    from datetime import datetime
+
+    from agents import Agent
+    from chatkit.types import InferenceOptions, ToolChoice, UserMessageItem, UserMessageTextContent
+
+    from chatkit_backend.agent.todo_tools import TOOLS
+    from chatkit_backend.chat.server import forced_tool
+
+    def message(tool: str | None) -> UserMessageItem:
+        return UserMessageItem(
+            id="msg_1",
+            thread_id="thr_1",
+            created_at=datetime.now(),
+            content=[UserMessageTextContent(text="hi")],
+            inference_options=InferenceOptions(tool_choice=ToolChoice(id=tool) if tool else None),
+        )
+
+    agent: Agent[Any] = Agent(name="a", tools=list(TOOLS))
+    assert forced_tool(message("list_tasks"), agent) == "list_tasks"
+    assert forced_tool(message("an_mcp_tool_gone_since"), agent) is None
+    assert forced_tool(message(None), agent) is None
+    assert forced_tool(None, agent) is None

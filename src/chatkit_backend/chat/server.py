@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from agents import FunctionTool, MaxTurnsExceeded, Model, ModelSettings, RunConfig, Runner
+from agents import Agent, FunctionTool, MaxTurnsExceeded, Model, ModelSettings, RunConfig, Runner
 from chatkit.actions import Action
 from chatkit.agents import stream_agent_response
 from chatkit.errors import CustomStreamError
@@ -84,10 +84,16 @@ def provider_error_message(exc: BaseException, choice: ModelChoice | None = None
     return f"The model provider failed to answer{detail}. Your message is saved; please retry."
 
 
-def forced_tool(message: UserMessageItem | None) -> str | None:
-    """The tool the user forced for this turn (checked against the agent's in preflight)."""
+def forced_tool(message: UserMessageItem | None, agent: Agent[Any]) -> str | None:
+    """The tool the user forced for this turn, if the agent has it now.
+
+    Preflight refuses a new message naming another tool; a retried one may name a tool
+    gone since (an MCP server that is down), and is then answered unforced.
+    """
     choice = message.inference_options.tool_choice if message is not None else None
-    return choice.id if choice is not None else None
+    if choice is None or choice.id not in {tool.name for tool in agent.tools}:
+        return None
+    return choice.id
 
 
 class ChatServer(ChatKitServer[RequestContext]):
@@ -127,6 +133,7 @@ class ChatServer(ChatKitServer[RequestContext]):
 
     @property
     def turn_choices(self) -> TurnChoices:
+        """What a new message may choose now: a model, and one of the agent's tools."""
         tools = self.kit.tool_names() | {tool.name for tool in self.configured_tools()}
         return TurnChoices(self.catalogue, frozenset(tools))
 
@@ -181,8 +188,9 @@ class ChatServer(ChatKitServer[RequestContext]):
             settings=self.settings,
             tools=tuple(self.configured_tools()),
         )
+        agent = self.kit.build_agent(setup)
         result = Runner.run_streamed(
-            self.kit.build_agent(setup),
+            agent,
             model_input,
             context=agent_context,
             max_turns=MAX_AGENT_TURNS,
@@ -191,7 +199,7 @@ class ChatServer(ChatKitServer[RequestContext]):
                 # Without include_usage the provider's usage chunk is dropped from streamed
                 # replies. A forced tool is forced once: the SDK resets it after a call.
                 model_settings=ModelSettings(
-                    include_usage=True, tool_choice=forced_tool(input_user_message)
+                    include_usage=True, tool_choice=forced_tool(input_user_message, agent)
                 ),
             ),
         )
