@@ -32,6 +32,10 @@ _SCRUB = (
     "AUTH_JWKS_URL",
     "AUTH_ISSUER",
     "AUTH_AUDIENCE",
+    "AGENT",
+    "MODELS",
+    "SYSTEM_PROMPT",
+    "SYSTEM_PROMPT_FILE",
 )
 
 

@@ -58,6 +58,7 @@ def test_json_log_lines_carry_the_ids_of_the_turn(
     failed = [line for line in turn if line["message"] == "agent run failed"]
     assert failed, f"the run's error is logged: {turn}"
     assert all(line.items() >= ids.items() for line in failed)
+    assert failed[0]["model"] == "openai/scripted", "a turn's lines name the model it ran on"
     assert "Traceback" in failed[0]["exception"]
     access = [line for line in turn if line["logger"] == "uvicorn.access"]
     assert len(access) == 1 and access[0].items() >= ids.items()

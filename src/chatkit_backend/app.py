@@ -17,7 +17,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import db
-from .agent.models import choose_model
+from .agent.catalogue import build_catalogue
+from .agent.models_api import router as models_router
 from .auth import authenticator
 from .chat.conversations import router as conversations_router
 from .chat.debug import router as debug_router
@@ -59,14 +60,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = db.create_engine(settings.async_database_url)
         await db.migrate(engine)
         store = SQLStore(engine)
-        choice = choose_model(settings)
-        log.info("model: %s (%s)", choice.name, choice.reason)
+        catalogue = build_catalogue(settings)
+        default = catalogue.default.choice
+        log.info("model: %s (%s)", default.name, default.reason)
+        if len(catalogue.entries) > 1:
+            log.info("models users may pick: %s", ", ".join(e.id for e in catalogue.entries))
         app.state.settings = settings
         app.state.engine = engine
         app.state.store = store
-        app.state.model_choice = choice
+        app.state.catalogue = catalogue
         app.state.run_tasks = RunTasks()
-        chat = ChatRuntime(settings, choice, engine, store)
+        chat = ChatRuntime(settings, catalogue, engine, store)
         chat.start()
         app.state.chat = chat
         registry = RunRegistry(
@@ -133,12 +137,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return database_unavailable(DatabaseUnavailable(UNREACHABLE))
         if not chat.ready:
             return problem(503, "Service Unavailable", "The chat model is still loading.")
+        answer: dict[str, object] = {"status": "ready", "database": "ok", "model": "ok"}
         if reason := chat.model_problem:
             # Still ready: a refused key is the same on every instance, and taking them all
             # out of rotation would hide this message (and the REST API, which still
             # works) behind the load balancer's own error until a restart.
-            return {"status": "ready", "database": "ok", "model": "key_rejected", "detail": reason}
-        return {"status": "ready", "database": "ok", "model": "ok"}
+            answer |= {"model": "key_rejected", "detail": reason}
+        if (mcp := chat.mcp_states()) is not None:
+            # Still ready with a server down: its tools are unavailable, nothing else.
+            answer["mcp"] = mcp
+        return answer
 
     app.include_router(chatkit_router)
     app.include_router(conversations_router)
@@ -146,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(seed_conversations_router)
     app.include_router(tasks_router)
     app.include_router(usage_router)
+    app.include_router(models_router)
     app.include_router(metrics_router)
     app.include_router(debug_router)
     app.include_router(web_router)

@@ -83,6 +83,7 @@ class Authenticator:
     async def context(self, request: Request) -> RequestContext:
         """The caller's context; raises Unauthorized (or 503 when keys cannot be fetched)."""
         request_id: str | None = getattr(request.state, "request_id", None)
+        token: str | None = None
         if self.is_local:
             user_id = LOCAL_USER_ID
         else:
@@ -118,8 +119,8 @@ class Authenticator:
                     headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
                 ) from None
         if request_id:
-            return RequestContext(user_id=user_id, request_id=request_id)
-        return RequestContext(user_id=user_id)
+            return RequestContext(user_id=user_id, request_id=request_id, bearer_token=token)
+        return RequestContext(user_id=user_id, bearer_token=token)
 
     async def user_id(self, token: str) -> str:
         """The user a valid token speaks for; raises InvalidToken or JwksUnavailable."""

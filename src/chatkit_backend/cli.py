@@ -11,7 +11,7 @@ import sys
 import tempfile
 from datetime import timedelta
 
-from .config import ConfigError, Settings, load_settings
+from .config import BUILT_IN_AGENTS, ConfigError, Settings, load_settings
 
 
 def _settings_or_exit() -> Settings:
@@ -36,12 +36,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from .agent.models import choose_model, missing_key
+    from .agent.catalogue import build_catalogue
+    from .agent.models import missing_key
     from .telemetry import tracing_unavailable
 
-    for problem in (tracing_unavailable(settings), missing_key(choose_model(settings))):
+    problems = [tracing_unavailable(settings)]
+    problems += [missing_key(entry.choice) for entry in build_catalogue(settings).entries]
+    for problem in problems:
         if problem:
             print(f"chatkit-backend: invalid configuration: {problem}", file=sys.stderr)
+            return 2
+    if settings.agent not in BUILT_IN_AGENTS:
+        # Imports the Agents SDK (seconds), so only for an operator's own agent.
+        from .agent.registry import agent_problem
+
+        if problem := agent_problem(settings):
+            print(f"chatkit-backend: {problem}", file=sys.stderr)
             return 2
     metrics_dir = prepare_metrics_dir(args.workers)
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -10,6 +12,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/chatkit.db"
+
+# AGENT: a built-in agent, or `package.module:factory` (agent/custom.py).
+BUILT_IN_AGENTS = ("todo", "chat")
+_FACTORY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
 class ConfigError(Exception):
@@ -34,6 +40,16 @@ class Settings(BaseSettings):
     anthropic_api_key: str | None = None
     # Agents SDK trace export goes to OpenAI: never on unless the operator asks.
     agents_tracing: bool = False
+    # The models users may pick, `id[=label]` comma-separated; the first is the default.
+    models: Annotated[list[tuple[str, str]], NoDecode] = Field(default_factory=list)
+
+    # --- the assistant ---
+    agent: str = "todo"
+    # Replaces the instructions of the built-in agents; {date} and {user_id} filled per turn.
+    system_prompt: str | None = None
+    system_prompt_file: Path | None = None
+    # MCP servers whose tools every agent gets (agent/mcp_config.py).
+    mcp_config: Path | None = None
 
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:3000", "http://localhost:5173"]
@@ -109,6 +125,83 @@ class Settings(BaseSettings):
     def auth_configured(self) -> bool:
         """Whether callers must present a bearer token (otherwise: local mode)."""
         return bool(self.jwt_secret or self.auth_jwks_url)
+
+    @field_validator("agent")
+    @classmethod
+    def _known_agent(cls, value: str) -> str:
+        value = value.strip()
+        if value not in BUILT_IN_AGENTS and not _FACTORY.match(value):
+            raise ValueError("must be todo, chat, or package.module:factory")
+        return value
+
+    @field_validator("system_prompt", "system_prompt_file", mode="before")
+    @classmethod
+    def _blank_prompt_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("system_prompt_file")
+    @classmethod
+    def _readable_prompt_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                value.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot read {value}: {exc}") from None
+        return value
+
+    @field_validator("mcp_config", mode="before")
+    @classmethod
+    def _blank_mcp_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mcp_config")
+    @classmethod
+    def _usable_mcp_config(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from .agent.mcp_config import McpConfigError, load_mcp_config
+
+            try:
+                load_mcp_config(value)
+            except McpConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> Settings:
+        if self.system_prompt_file is not None:
+            if self.system_prompt is not None:
+                raise ValueError("SYSTEM_PROMPT and SYSTEM_PROMPT_FILE are both set: set only one")
+            # Read once, at start: the rest of the code knows only `system_prompt`.
+            self.system_prompt = self.system_prompt_file.read_text(encoding="utf-8")
+        return self
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _parse_models(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        models: list[tuple[str, str]] = []
+        for entry in value.split(","):
+            if not entry.strip():
+                continue
+            model_id, _, label = entry.partition("=")
+            model_id, label = model_id.strip(), label.strip()
+            if not model_id or any(c.isspace() for c in model_id):
+                raise ValueError(f"{entry.strip()!r} is not `id` or `id=label`")
+            if model_id in (m for m, _ in models):
+                raise ValueError(f"{model_id} is listed twice")
+            models.append((model_id, label or model_id))
+        return models
+
+    @model_validator(mode="after")
+    def _model_heads_models(self) -> Settings:
+        if self.models and self.model and self.model != self.models[0][0]:
+            # Two answers to "which model by default?" would make one of them a lie.
+            raise ValueError(
+                f"MODEL={self.model} but the first of MODELS (the default) is "
+                f"{self.models[0][0]}: unset MODEL, or put it first in MODELS"
+            )
+        return self
 
     @field_validator("model", "model_api_base", "model_api_key", mode="before")
     @classmethod

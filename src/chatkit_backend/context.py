@@ -20,3 +20,6 @@ class RequestContext:
     # The run lock this request holds (set at admission): the run's usage row is written
     # with its release, in one transaction.
     run: Lease | None = None
+    # The caller's bearer token, for MCP servers configured to act as the user
+    # (forward_user_token). A credential: never in a repr, and so never in a log line.
+    bearer_token: str | None = field(default=None, repr=False)

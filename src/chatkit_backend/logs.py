@@ -1,6 +1,6 @@
 """Logging set-up: text or JSON lines, each record carrying the request's ids.
 
-`bind(...)` puts request_id, user_id, thread_id and run_id into a context variable;
+`bind(...)` puts request_id, user_id, thread_id, run_id and model into a context variable;
 asyncio copies it into tasks started afterwards, so a run's log lines carry the
 ids of the request that started it.
 """
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s%(ids)s"
-FIELDS = ("request_id", "user_id", "thread_id", "run_id")
+FIELDS = ("request_id", "user_id", "thread_id", "run_id", "model")
 
 _ids: ContextVar[dict[str, str]] = ContextVar("log_ids", default={})  # noqa: B039 - never mutated
 

@@ -84,7 +84,7 @@ def _provider(model: str) -> str:
     return model.removeprefix(LITELLM_PREFIX).split("/", 1)[0]
 
 
-def _provider_key(settings: Settings, model: str) -> tuple[str | None, str]:
+def provider_key(settings: Settings, model: str) -> tuple[str | None, str]:
     """The key for `model` and the variable it comes from (or should)."""
     if settings.model_api_key:
         return settings.model_api_key, MODEL_API_KEY
@@ -107,7 +107,7 @@ def choose_model(settings: Settings) -> ModelChoice:
     if settings.model:
         if settings.model == OFFLINE:
             return ModelChoice(OFFLINE, "MODEL=offline")
-        key, variable = _provider_key(settings, settings.model)
+        key, variable = provider_key(settings, settings.model)
         return ModelChoice(settings.model, "MODEL is set", settings.model_api_base, key, variable)
     candidates = [
         (settings.gemini_api_key, f"gemini/{settings.gemini_model}", "GEMINI_API_KEY"),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from agents import Agent, Model, ModelSettings, RunContextWrapper
+from agents import Agent, RunContextWrapper
 from chatkit.actions import Action
 from chatkit.agents import AgentContext
 from chatkit.server import stream_widget
@@ -28,6 +28,8 @@ from ..context import RequestContext
 from ..tasks.schemas import Task
 from ..tasks.service import TaskNotFound, TaskService
 from . import task_widgets
+from .planner import make_todo_planner
+from .setup import AgentSetup, fill_prompt
 from .todo_tools import TOOLS, TodoContext
 
 INSTRUCTIONS = """You are a helpful, concise todo assistant.
@@ -60,34 +62,41 @@ class TodoKit:
 
     def __init__(
         self,
-        model: Model,
         tasks: TaskService,
         store: Store[RequestContext],
         today: Clock = date.today,
+        *,
+        system_prompt: str | None = None,
     ) -> None:
-        self.model = model
         self.tasks = tasks
         self.store = store
         self.today = today
+        self.system_prompt = system_prompt
+        self.planner = make_todo_planner(today)
         self._agent: Agent[Any] | None = None
 
-    def build_agent(self) -> Agent[Any]:
-        # Built once: the instructions are a function (today's date is read per turn)
-        # and a run does not change its agent, so every turn can share it.
+    def instructions(self, user_id: str) -> str:
+        """This turn's instructions: SYSTEM_PROMPT if set, else the todo assistant's own."""
+        if self.system_prompt is not None:
+            return fill_prompt(self.system_prompt, today=self.today(), user_id=user_id)
+        return instructions_for(self.today())
+
+    def build_agent(self, setup: AgentSetup) -> Agent[Any]:
+        # Built once: the instructions are a function (the date and the user are read per
+        # turn), and the model comes with each run, so every turn can share the agent.
         if self._agent is None:
 
-            def instructions(_ctx: RunContextWrapper[Any], _agent: Agent[Any]) -> str:
-                return instructions_for(self.today())
+            def instructions(ctx: RunContextWrapper[Any], _agent: Agent[Any]) -> str:
+                return self.instructions(ctx.context.request_context.user_id)
 
-            self._agent = Agent(
-                name="Todo assistant",
-                instructions=instructions,
-                model=self.model,
-                tools=list(TOOLS),
-                # Without this the provider's usage chunk is dropped from streamed replies.
-                model_settings=ModelSettings(include_usage=True),
-            )
+            self._agent = Agent(name="Todo assistant", instructions=instructions, tools=list(TOOLS))
+        if setup.tools:
+            # The server's own tools (MCP) change as servers come and go: added per turn.
+            return self._agent.clone(tools=[*self._agent.tools, *setup.tools])
         return self._agent
+
+    def tool_names(self) -> frozenset[str]:
+        return frozenset(tool.name for tool in TOOLS)
 
     def new_context(
         self, thread: ThreadMetadata, store: Store[RequestContext], ctx: RequestContext

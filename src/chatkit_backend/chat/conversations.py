@@ -71,6 +71,12 @@ class Message(BaseModel):
     created_at: UtcDatetime
     # Absent, not empty, on messages without tool calls.
     tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=lambda calls: not calls)
+    model: str | None = Field(
+        default=None,
+        exclude_if=lambda model: model is None,
+        description="The model that wrote an assistant message (absent on user messages, "
+        "and on replies older than the model picker).",
+    )
 
 
 class ConversationDetail(Conversation):
@@ -125,11 +131,14 @@ def messages_of(items: Sequence[ThreadItem]) -> list[Message]:
     """User and assistant messages in order, tool calls on the reply that follows them."""
     messages: list[Message] = []
     calls: list[ToolCall] = []
+    # The model of the turn: preflight writes it into the user's message.
+    model: str | None = None
     for item in items:
         if isinstance(item, UserMessageItem):
             # A new turn: calls of a turn that ended without a reply (stopped) have no
             # message to belong to and are left out rather than put on the wrong one.
             calls = []
+            model = item.inference_options.model
             messages.append(
                 Message(
                     id=item.id, role="user", content=message_text(item), created_at=item.created_at
@@ -143,6 +152,7 @@ def messages_of(items: Sequence[ThreadItem]) -> list[Message]:
                     content=message_text(item),
                     created_at=item.created_at,
                     tool_calls=calls or None,
+                    model=model,
                 )
             )
             calls = []

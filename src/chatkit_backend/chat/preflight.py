@@ -9,6 +9,7 @@ enabled) is checked here.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import NoReturn
 
 from chatkit.store import NotFoundError
@@ -39,6 +40,7 @@ from chatkit.types import (
 )
 from pydantic import TypeAdapter, ValidationError
 
+from ..agent.catalogue import ModelCatalogue
 from ..context import RequestContext
 from ..errors import BadRequest, Conflict, NotFound
 from ..text_rules import Title, name_problem, unstorable_in
@@ -138,6 +140,40 @@ def check_text(request: ChatKitReq) -> None:
         _refuse(*found)
 
 
+# Where a thread remembers the model of its last turn (server-only thread metadata).
+REMEMBERED_MODEL = "model"
+
+
+@dataclass(frozen=True)
+class TurnChoices:
+    """What a message may choose for its turn: a model, and a tool to force."""
+
+    models: ModelCatalogue
+    tools: frozenset[str]
+
+
+def choose_for_turn(
+    input: UserMessageInput, thread: ThreadMetadata | None, choices: TurnChoices
+) -> None:
+    """Refuse a model or forced tool this server does not offer; otherwise write the
+    turn's model into the message, so it is stored with it and the thread keeps it."""
+    options = input.inference_options
+    if options.model is not None and options.model not in choices.models:
+        offered = ", ".join(e.id for e in choices.models.entries)
+        raise BadRequest(
+            f"Unknown model {options.model!r}. This server offers: {offered}.",
+            code="unknown_model",
+        )
+    if options.tool_choice is not None and options.tool_choice.id not in choices.tools:
+        offered = ", ".join(sorted(choices.tools)) or "none"
+        raise BadRequest(
+            f"Unknown tool {options.tool_choice.id!r}. This assistant's tools: {offered}.",
+            code="unknown_tool",
+        )
+    remembered = thread.metadata.get(REMEMBERED_MODEL) if thread is not None else None
+    options.model = choices.models.for_turn(options.model, remembered)
+
+
 async def _thread(store: SQLStore, thread_id: str, ctx: RequestContext) -> ThreadMetadata:
     try:
         return await store.load_thread(thread_id, ctx)
@@ -153,7 +189,12 @@ async def _item(store: SQLStore, thread_id: str, item_id: str, ctx: RequestConte
 
 
 async def preflight(
-    request: ChatKitReq, store: SQLStore, ctx: RequestContext, *, max_chars: int
+    request: ChatKitReq,
+    store: SQLStore,
+    ctx: RequestContext,
+    *,
+    max_chars: int,
+    choices: TurnChoices,
 ) -> ThreadMetadata | None:
     """Raise an ApiError for a request that cannot succeed; return its thread if any."""
     if isinstance(request, AttachmentsCreateReq | AttachmentsDeleteReq | InputTranscribeReq):
@@ -161,6 +202,7 @@ async def preflight(
     check_text(request)
     if isinstance(request, ThreadsCreateReq):
         check_input(request.params.input, max_chars)
+        choose_for_turn(request.params.input, None, choices)
         return None
 
     thread_id = thread_id_of(request)
@@ -177,6 +219,7 @@ async def preflight(
     match request:
         case ThreadsAddUserMessageReq():
             check_input(request.params.input, max_chars)
+            choose_for_turn(request.params.input, thread, choices)
         case ThreadsRetryAfterItemReq():
             item = await _item(store, thread_id, request.params.item_id, ctx)
             if not isinstance(item, UserMessageItem):

@@ -117,7 +117,13 @@ async def open_request(
     """Check, admit (lock, limits) and start a ChatKit request."""
     if isinstance(parsed, ThreadsCreateReq):
         ctx = replace(ctx, new_thread_id=new_id("thread"))
-    await preflight(parsed, server.sql_store, ctx, max_chars=settings.max_message_chars)
+    await preflight(
+        parsed,
+        server.sql_store,
+        ctx,
+        max_chars=settings.max_message_chars,
+        choices=server.turn_choices,
+    )
     thread_id = thread_id_of(parsed) or ctx.new_thread_id
     bind(user_id=ctx.user_id, thread_id=thread_id, run_id=ctx.request_id)
     lease = None

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..agent.models import ModelChoice, key_rejected, prepare_litellm
+from ..agent.catalogue import ModelCatalogue
+from ..agent.models import key_rejected, prepare_litellm
 from ..config import Settings
 from ..errors import ServiceUnavailable
 from .store import SQLStore
 
 if TYPE_CHECKING:
+    from ..agent.mcp_tools import McpTools
     from ..agent.models import ModelClient
     from .server import ChatServer
 
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 # What a chat turn needs; imported in the worker thread.
 CHAT_MODULES = (
     "chatkit_backend.chat.server",
-    "chatkit_backend.agent.todo",
+    "chatkit_backend.agent.registry",
     "chatkit_backend.agent.planner",
 )
 LITELLM_MODULES = ("litellm", "agents.extensions.models.litellm_model")
@@ -65,13 +67,14 @@ class ChatRuntime:
     """Loads the chat machinery once, in the background, and hands out the server."""
 
     def __init__(
-        self, settings: Settings, choice: ModelChoice, engine: AsyncEngine, store: SQLStore
+        self, settings: Settings, catalogue: ModelCatalogue, engine: AsyncEngine, store: SQLStore
     ) -> None:
         self.settings = settings
-        self.choice = choice
+        self.catalogue = catalogue
         self.engine = engine
         self.store = store
-        self._models: ModelClient | None = None
+        self._clients: dict[str, ModelClient] = {}
+        self.mcp: McpTools | None = None
         self._loading: asyncio.Task[ChatServer] | None = None
 
     def start(self) -> None:
@@ -86,10 +89,15 @@ class ChatRuntime:
 
     @property
     def model_problem(self) -> str | None:
-        """Why the loaded model cannot answer, when known (the provider refused the key)."""
-        if self._models is not None and self._models.key_rejected:
-            return key_rejected(self.choice)
+        """Why a loaded model cannot answer, when known (the provider refused the key)."""
+        for client in self._clients.values():
+            if client.key_rejected:
+                return key_rejected(client.choice)
         return None
+
+    def mcp_states(self) -> dict[str, dict[str, object]] | None:
+        """Each MCP server's state (None without MCP_CONFIG, or before the load)."""
+        return self.mcp.states() if self.mcp is not None else None
 
     async def server(self) -> ChatServer:
         """The ChatKit server, once loaded (503 if loading it failed)."""
@@ -104,7 +112,8 @@ class ChatRuntime:
             ) from exc
 
     async def _load(self) -> ChatServer:
-        modules = CHAT_MODULES + (LITELLM_MODULES if self.choice.route == "litellm" else ())
+        litellm = any(entry.choice.route == "litellm" for entry in self.catalogue.entries)
+        modules = CHAT_MODULES + (LITELLM_MODULES if litellm else ())
         # Before the imports: LiteLLM reads it as it is imported (ModelClient comes later).
         prepare_litellm()
         try:
@@ -120,22 +129,29 @@ class ChatRuntime:
         from agents import set_tracing_disabled
 
         from ..agent.models import ModelClient
-        from ..agent.planner import todo_planner
-        from ..agent.todo import TodoKit
+        from ..agent.registry import make_kit
         from ..runs.accounting import RunAccounting
         from ..tasks.service import TaskService
         from .server import ChatServer
 
         set_tracing_disabled(not self.settings.agents_tracing)
-        self._models = ModelClient(self.choice)
-        kit = TodoKit(self._models.agent_model(todo_planner), TaskService(self.engine), self.store)
+        kit = make_kit(self.settings, TaskService(self.engine), self.store)
+        self._clients = {e.id: ModelClient(e.choice) for e in self.catalogue.entries}
+        if self.settings.mcp_config is not None:
+            from ..agent.mcp_config import load_mcp_config
+            from ..agent.mcp_tools import McpTools
+
+            # Connecting goes on in the background: a slow or dead server delays nothing.
+            self.mcp = McpTools(load_mcp_config(self.settings.mcp_config))
+            self.mcp.start()
         return ChatServer(
             self.store,
-            self._models,
+            self.catalogue,
+            self._clients,
             kit,
             RunAccounting(self.engine),
-            history_items=self.settings.history_items,
-            model_timeout=self.settings.model_timeout_seconds,
+            settings=self.settings,
+            mcp=self.mcp,
         )
 
     async def aclose(self) -> None:
@@ -143,5 +159,7 @@ class ChatRuntime:
             self._loading.cancel()
             with contextlib.suppress(BaseException):
                 await self._loading
-        if self._models is not None:
-            await self._models.aclose()
+        if self.mcp is not None:
+            await self.mcp.stop()
+        for client in self._clients.values():
+            await client.aclose()

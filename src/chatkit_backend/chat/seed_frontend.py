@@ -190,7 +190,7 @@ async def seed_events(
 
 
 def agent_name(server: ChatServer) -> str:
-    return server.kit.build_agent().name
+    return server.agent_name
 
 
 def streamed(opened: Opened) -> tuple[StreamingResult, str]:

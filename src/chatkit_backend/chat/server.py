@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from agents import MaxTurnsExceeded, Runner
+from agents import Agent, FunctionTool, MaxTurnsExceeded, Model, ModelSettings, RunConfig, Runner
 from chatkit.actions import Action
 from chatkit.agents import stream_agent_response
 from chatkit.errors import CustomStreamError
@@ -30,19 +30,28 @@ from chatkit.types import (
 )
 from pydantic import BaseModel
 
+from ..agent.catalogue import ModelCatalogue
 from ..agent.kit import AgentKit
 from ..agent.models import ModelChoice, ModelClient, key_rejected
+from ..agent.setup import AgentSetup
 from ..agent.titles import generate_title
+from ..config import Settings
 from ..context import RequestContext
+from ..logs import bind
 from ..runs.accounting import RunAccounting, RunOutcome
 from .events import with_fresh_ids
 from .history import HistoryConverter
+from .preflight import REMEMBERED_MODEL, TurnChoices
 from .store import SQLStore, answer_next_read_from
 from .wire_times import with_utc_times
+
+if TYPE_CHECKING:
+    from ..agent.mcp_tools import McpTools
 
 log = logging.getLogger(__name__)
 
 MAX_AGENT_TURNS = 10
+
 MAX_TURNS_MESSAGE = (
     f"The assistant took too many steps ({MAX_AGENT_TURNS}) without finishing its answer. "
     "Your message is saved; please try again, perhaps asking for less at once."
@@ -75,27 +84,58 @@ def provider_error_message(exc: BaseException, choice: ModelChoice | None = None
     return f"The model provider failed to answer{detail}. Your message is saved; please retry."
 
 
+def forced_tool(message: UserMessageItem | None, agent: Agent[Any]) -> str | None:
+    """The tool the user forced for this turn, if the agent has it now.
+
+    Preflight refuses a new message naming another tool; a retried one may name a tool
+    gone since (an MCP server that is down), and is then answered unforced.
+    """
+    choice = message.inference_options.tool_choice if message is not None else None
+    if choice is None or choice.id not in {tool.name for tool in agent.tools}:
+        return None
+    return choice.id
+
+
 class ChatServer(ChatKitServer[RequestContext]):
-    """ChatKit protocol on the SQL store, answered by the todo agent."""
+    """ChatKit protocol on the SQL store, answered by the configured agent."""
 
     def __init__(
         self,
         store: SQLStore,
-        models: ModelClient,
+        catalogue: ModelCatalogue,
+        clients: dict[str, ModelClient],
         kit: AgentKit,
         accounting: RunAccounting,
         *,
-        history_items: int = 30,
-        model_timeout: float = 60.0,
+        settings: Settings,
+        mcp: McpTools | None = None,
     ) -> None:
         super().__init__(store)
         self.sql_store = store
-        self.models = models
+        self.catalogue = catalogue
+        self.clients = clients
         self.kit = kit
         self.accounting = accounting
-        self.history_items = history_items
-        self.model_timeout = model_timeout
+        self.settings = settings
+        self.history_items = settings.history_items
+        self.model_timeout = settings.model_timeout_seconds
         self.converter = HistoryConverter()
+        # Built once per model: a turn only picks one.
+        self.agent_models: dict[str, Model] = {
+            model_id: client.agent_model(kit.planner) for model_id, client in clients.items()
+        }
+        self.agent_name = kit.build_agent(AgentSetup.for_check(settings)).name
+        self.mcp = mcp
+
+    def configured_tools(self) -> list[FunctionTool]:
+        """The tools this server adds to the agent's own now (MCP servers that are ready)."""
+        return self.mcp.function_tools(self.kit.tool_names()) if self.mcp is not None else []
+
+    @property
+    def turn_choices(self) -> TurnChoices:
+        """What a new message may choose now: a model, and one of the agent's tools."""
+        tools = self.kit.tool_names() | {tool.name for tool in self.configured_tools()}
+        return TurnChoices(self.catalogue, frozenset(tools))
 
     async def process_parsed(
         self, request: ChatKitReq, context: RequestContext
@@ -123,12 +163,17 @@ class ChatServer(ChatKitServer[RequestContext]):
         if thread.status.type != "active":
             raise CustomStreamError(f"This thread is {thread.status.type}.", allow_retry=False)
 
+        # Preflight wrote the turn's model into the message; a retried message may name
+        # one no longer offered, and then the thread's (or the default) answers.
+        requested = input_user_message.inference_options.model if input_user_message else None
+        model_id = self.catalogue.for_turn(requested, thread.metadata.get(REMEMBERED_MODEL))
+        client = self.clients[model_id]
+        bind(model=model_id)
+
         title_task: asyncio.Task[str] | None = None
         if thread.title is None and input_user_message is not None:
             # Runs beside the reply so a real model's title costs no extra latency.
-            title_task = asyncio.create_task(
-                generate_title(self.models, user_text(input_user_message))
-            )
+            title_task = asyncio.create_task(generate_title(client, user_text(input_user_message)))
 
         # The user item being answered is already stored: it is the newest of these.
         page = await self.store.load_thread_items(
@@ -137,11 +182,26 @@ class ChatServer(ChatKitServer[RequestContext]):
         model_input = await self.converter.to_agent_input(list(reversed(page.data)))
 
         agent_context = self.kit.new_context(thread, self.store, context)
+        setup = AgentSetup(
+            user_id=context.user_id,
+            thread_id=thread.id,
+            settings=self.settings,
+            tools=tuple(self.configured_tools()),
+        )
+        agent = self.kit.build_agent(setup)
         result = Runner.run_streamed(
-            self.kit.build_agent(),
+            agent,
             model_input,
             context=agent_context,
             max_turns=MAX_AGENT_TURNS,
+            run_config=RunConfig(
+                model=self.agent_models[model_id],
+                # Without include_usage the provider's usage chunk is dropped from streamed
+                # replies. A forced tool is forced once: the SDK resets it after a call.
+                model_settings=ModelSettings(
+                    include_usage=True, tool_choice=forced_tool(input_user_message, agent)
+                ),
+            ),
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -171,7 +231,7 @@ class ChatServer(ChatKitServer[RequestContext]):
             async for event in self.kit.after_run(agent_context):
                 yield event
             outcome = "completed"
-            self.models.key_rejected = False
+            client.key_rejected = False
         except (asyncio.CancelledError, GeneratorExit):
             outcome = "cancelled"
             raise
@@ -185,8 +245,8 @@ class ChatServer(ChatKitServer[RequestContext]):
         except Exception as exc:
             log.exception("agent run failed", extra={"thread_id": thread.id})
             if getattr(exc, "status_code", None) == 401:
-                self.models.key_rejected = True
-            message = provider_error_message(exc, self.models.choice)
+                client.key_rejected = True
+            message = provider_error_message(exc, client.choice)
             raise CustomStreamError(message, allow_retry=True) from exc
         finally:
             deadline.cancel()
@@ -202,7 +262,7 @@ class ChatServer(ChatKitServer[RequestContext]):
                     context,
                     RunOutcome(
                         thread_id=thread.id,
-                        model=self.models.choice.name,
+                        model=model_id,
                         outcome=outcome,
                         seconds=loop.time() - started,
                         first_token_seconds=first_token,
@@ -211,6 +271,8 @@ class ChatServer(ChatKitServer[RequestContext]):
                     ),
                 )
 
+        # Saved with the title when both change (the SDK saves a changed thread once).
+        thread.metadata[REMEMBERED_MODEL] = model_id
         if title_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 thread.title = await title_task

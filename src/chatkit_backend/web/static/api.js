@@ -78,6 +78,18 @@ async function post(path, body, signal) {
   return response;
 }
 
+/** A GET of this server's JSON API (e.g. /api/models). */
+export async function getJson(path) {
+  let response;
+  try {
+    response = await fetch(path, { headers: headers() });
+  } catch {
+    throw new ApiError("Cannot reach the server. Check your connection and try again.");
+  }
+  if (!response.ok) throw await errorFrom(response);
+  return response.json();
+}
+
 /** A JSON ChatKit request (threads.list, threads.get_by_id, items.feedback, ...). */
 export async function call(type, params) {
   const response = await post("/chatkit", { type, params });
@@ -132,6 +144,7 @@ export async function stopRun(threadId) {
   await post(`/api/conversations/${encodeURIComponent(threadId)}/stop`, {});
 }
 
-export function userInput(text) {
-  return { content: [{ type: "input_text", text }], attachments: [], inference_options: {} };
+export function userInput(text, model = null) {
+  const options = model ? { model } : {};
+  return { content: [{ type: "input_text", text }], attachments: [], inference_options: options };
 }

@@ -19,6 +19,7 @@ const ui = {
   newThread: $("new-thread"),
   title: $("thread-title"),
   threadActions: $("thread-actions"),
+  modelPicker: $("model-picker"),
   rename: $("rename"),
   renameForm: $("rename-form"),
   renameInput: $("rename-input"),
@@ -55,6 +56,7 @@ const state = {
   items: new Map(), // item id -> item, for the thread on screen
   stream: null, // the request in flight: {controller, threadId, stopped}
   stickToBottom: true, // follow the stream unless the user scrolled up
+  models: [], // GET /api/models: the picker shows when there is more than one
 };
 
 // ---------------------------------------------------------------------------------------
@@ -237,6 +239,7 @@ function resetView() {
 
 function newChat() {
   resetView();
+  pickModel(null);
   state.threadId = null;
   history.replaceState(null, "", location.pathname);
   setTitle(null);
@@ -264,6 +267,7 @@ async function openThread(threadId) {
       if (view !== state.view) return;
       for (const item of page.data) upsertItem(item);
     }
+    pickModel(lastModel());
   } catch (err) {
     if (view !== state.view) return;
     if (err.status === 404) {
@@ -592,7 +596,7 @@ async function sendMessage(text) {
   ui.messages.append(pending);
   updateEmptyState();
   scrollToBottom(true);
-  const input = api.userInput(text);
+  const input = api.userInput(text, ui.modelPicker.hidden ? null : ui.modelPicker.value);
   if (state.threadId) {
     await runStream("threads.add_user_message", { thread_id: state.threadId, input }, { pending, restoreText: text });
   } else {
@@ -768,10 +772,49 @@ let threadToOpen = (() => {
   return /^[\w-]{1,128}$/.test(id) ? id : null;
 })();
 
+// ---------------------------------------------------------------------------------------
+// model picker
+
+/** Fill the picker from GET /api/models; it shows only when there is a choice to make. */
+async function loadModels() {
+  try {
+    state.models = await api.getJson("/api/models");
+  } catch {
+    state.models = []; // an older server, or none configured: no picker, the server decides
+  }
+  ui.modelPicker.replaceChildren(
+    ...state.models.map((model) => {
+      const option = el("option", null, model.label);
+      option.value = model.id;
+      return option;
+    }),
+  );
+  ui.modelPicker.hidden = state.models.length < 2;
+  pickModel(state.threadId ? lastModel() : null);
+}
+
+/** Select `modelId` if offered, else the default. */
+function pickModel(modelId) {
+  const offered = state.models.find((model) => model.id === modelId);
+  const fallback = state.models.find((model) => model.default) || state.models[0];
+  const chosen = offered || fallback;
+  if (chosen) ui.modelPicker.value = chosen.id;
+}
+
+/** The model of the thread's newest user message (the server records it there). */
+function lastModel() {
+  let model = null;
+  for (const item of state.items.values()) {
+    if (item.type === "user_message" && item.inference_options?.model) model = item.inference_options.model;
+  }
+  return model;
+}
+
 async function start() {
   const ok = await loadThreads();
   if (!ok) return;
   hideTokenPanel();
+  await loadModels();
   const id = threadToOpen;
   threadToOpen = null;
   // Not when the user has already moved on (a message sent while the list loaded).

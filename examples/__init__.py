@@ -1,0 +1,1 @@
+"""Example assistants for AGENT=package.module:factory (see the README, "Your own assistant")."""
