@@ -101,3 +101,37 @@ async def test_a_long_thread_stays_under_its_token_budget(
     # HISTORY_ITEMS still reads the same newest items; the stored thread keeps everything.
     items = await client.items(thread_id)
     assert sum(i["type"] == "user_message" for i in items) == 4
+
+
+KNOWN, UNKNOWN = "openai/gpt-4o-mini", "openai/scripted"  # LiteLLM knows only the first
+
+
+@pytest.mark.parametrize("model_name", [KNOWN])
+@pytest.mark.parametrize(
+    "server_options", [{"models": f"{KNOWN},{UNKNOWN}", "max_message_chars": 30_000}]
+)
+async def test_the_budget_follows_the_model_of_the_turn(
+    client: ChatKitClient, provider: ScriptedProvider
+) -> None:
+    # About 6,700 estimated tokens each: three are over 16,000, far under gpt-4o-mini's 64,000.
+    messages = [f"{n}" * 20_000 for n in range(4)]
+    provider.enqueue(Text("One."), Text("Two."), Text("Three."), Text("Four."))
+    thread_id, _ = await client.create_thread(messages[0])
+    await client.send(thread_id, messages[1])
+    await client.send(thread_id, messages[2])
+    third = history_requests(provider)[-1]
+    assert third["model"] == "gpt-4o-mini"
+    assert [m["content"] for m in history(third) if m["role"] == "user"] == messages[:3]
+
+    # The same thread on the model LiteLLM does not know: 16,000 tokens, the oldest go.
+    body = {
+        "content": [{"type": "input_text", "text": messages[3]}],
+        "attachments": [],
+        "inference_options": {"model": UNKNOWN},
+    }
+    events = await client.stream("threads.add_user_message", thread_id=thread_id, input=body)
+    assert events[-1]["type"] != "error"
+    fourth = history_requests(provider)[-1]
+    assert fourth["model"] == "scripted"
+    assert history_bytes(fourth) <= 16_000 * BYTES_PER_TOKEN
+    assert [m["content"] for m in history(fourth)] == [messages[2], "Three.", messages[3]]
