@@ -163,6 +163,12 @@ def test_a_cap_never_falls_below_the_minimum() -> None:
     assert len(field(fitted[2], "output").split("\n")[0]) == MIN_OUTPUT_TOKENS * 3
 
 
+def test_an_output_just_over_the_cap_is_not_made_longer_by_its_cut_note() -> None:
+    items = [user("q"), *call("c", "v" * (MIN_OUTPUT_TOKENS * 3 + 30)), assistant("a"), user("n")]
+    fitted = fit_history(items, total(items) - 1)
+    assert fitted == [items[-1]], "the output stays whole, and its turn goes"
+
+
 # --- each model's budget ---
 
 

@@ -98,9 +98,13 @@ def fit_history(items: Sequence[TResponseInputItem], budget: int) -> list[TRespo
         for index, item in enumerate(turn):
             if total <= budget:
                 break
-            if _oversized_output(item, turn_sizes[index], cap):
-                turn[index] = shorten_output(item, cap)
-                size = estimate_tokens(turn[index])
+            if not _oversized_output(item, turn_sizes[index], cap):
+                continue
+            short = shorten_output(item, cap)
+            size = estimate_tokens(short)
+            # Just over the cap, the note on the cut can outweigh what it cuts.
+            if size < turn_sizes[index]:
+                turn[index] = short
                 total -= turn_sizes[index] - size
                 turn_sizes[index] = size
                 shortened += 1
