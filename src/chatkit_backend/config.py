@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     history_items: int = Field(default=30, ge=1, le=500)
+    # Tokens of history a turn may send (estimated); unset: half the model's context
+    # window where LiteLLM's model map knows it, else 16,000 (agent/context_window.py).
+    history_tokens: int | None = Field(default=None, ge=100)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_message_chars: int = Field(default=4000, ge=1)
     heartbeat_seconds: float = Field(default=15.0, gt=0)
@@ -208,7 +211,7 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("daily_token_budget", mode="before")
+    @field_validator("daily_token_budget", "history_tokens", mode="before")
     @classmethod
     def _blank_budget_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -31,6 +31,7 @@ from chatkit.types import (
 from pydantic import BaseModel
 
 from ..agent.catalogue import ModelCatalogue
+from ..agent.context_window import history_token_budget
 from ..agent.kit import AgentKit
 from ..agent.models import ModelChoice, ModelClient, key_rejected
 from ..agent.setup import AgentSetup
@@ -41,6 +42,7 @@ from ..logs import bind
 from ..runs.accounting import RunAccounting, RunOutcome
 from .events import with_fresh_ids
 from .history import HistoryConverter
+from .history_budget import fit_history
 from .preflight import REMEMBERED_MODEL, TurnChoices
 from .store import SQLStore, answer_next_read_from
 from .wire_times import with_utc_times
@@ -124,6 +126,11 @@ class ChatServer(ChatKitServer[RequestContext]):
         self.agent_models: dict[str, Model] = {
             model_id: client.agent_model(kit.planner) for model_id, client in clients.items()
         }
+        # Each model's history budget follows its own context window (or HISTORY_TOKENS).
+        self.history_budgets = {
+            model_id: history_token_budget(settings, client.choice)
+            for model_id, client in clients.items()
+        }
         self.agent_name = kit.build_agent(AgentSetup.for_check(settings)).name
         self.mcp = mcp
 
@@ -176,10 +183,14 @@ class ChatServer(ChatKitServer[RequestContext]):
             title_task = asyncio.create_task(generate_title(client, user_text(input_user_message)))
 
         # The user item being answered is already stored: it is the newest of these.
+        # HISTORY_ITEMS bounds how many are read, the model's token budget what is sent.
         page = await self.store.load_thread_items(
             thread.id, None, self.history_items, "desc", context
         )
-        model_input = await self.converter.to_agent_input(list(reversed(page.data)))
+        model_input = fit_history(
+            await self.converter.to_agent_input(list(reversed(page.data))),
+            self.history_budgets[model_id],
+        )
 
         agent_context = self.kit.new_context(thread, self.store, context)
         setup = AgentSetup(
