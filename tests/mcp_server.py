@@ -4,7 +4,8 @@
     python tests/mcp_server.py http PORT
 
 Its tools: `add`, `shout`, `secret_tool`, `slow` (sleeps), `big` (a long result), `whoami`
-(the bearer token the HTTP request carried, if any), `fail` (a tool error).
+(the bearer token the HTTP request carried, if any), `fail` (a tool error), `admin.list`
+(a name the providers refuse).
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ def whoami(ctx: Context) -> str:
 def whoami_too(ctx: Context) -> str:
     """The same, under another name (for a second server entry)."""
     return (ctx.headers or {}).get("authorization", "nobody")
+
+
+@server.tool(name="admin.list")
+def admin_list() -> str:
+    """A name MCP allows and model providers refuse (a dot): never offered to the model."""
+    return "admins"
 
 
 @server.tool()

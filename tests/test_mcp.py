@@ -4,6 +4,7 @@ tools, timeouts, a server down at start, dying mid-session and coming back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -19,7 +20,12 @@ import jwt
 import pytest
 
 from chatkit_backend.agent.mcp_config import McpConfigError, load_mcp_config
-from chatkit_backend.agent.mcp_tools import MAX_RESULT_CHARS, result_text
+from chatkit_backend.agent.mcp_tools import (
+    MAX_RESULT_CHARS,
+    SESSION_TIMEOUT_SECONDS,
+    McpConnection,
+    result_text,
+)
 from chatkit_backend.config import ConfigError, load_settings
 
 from .conftest import is_title_request, scripted_settings
@@ -219,8 +225,8 @@ async def test_an_http_server_down_at_start_comes_back_dies_and_comes_back_again
         },
     )
     with served(tmp_path, provider, agent="chat", mcp_config=config) as url:
-        down = wait_for(url, "web", "down")
-        assert down["tools"] == 0 and down["reason"]
+        # Public: its state, never why (that is in the log, which may name hosts).
+        assert wait_for(url, "web", "down") == {"state": "down", "tools": 0}
         client = ChatKitClient(url)
         try:
             # Down: the turn is answered, without the server's tools.
@@ -249,7 +255,9 @@ async def test_an_http_server_down_at_start_comes_back_dies_and_comes_back_again
             assert tool_outputs(chat_requests(provider)[-1])[-1] == {"ok": True, "result": "BACK"}
         finally:
             await client.aclose()
-    assert "s3cret-mcp-token" not in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "MCP server web is down, its tools are unavailable" in err
+    assert "s3cret-mcp-token" not in err
 
 
 SECRET = "mcp-test-secret-0123456789abcdef0123456789"
@@ -439,3 +447,101 @@ def test_reasons_and_results_read_plainly() -> None:
     assert json.loads(result_text(image))["type"] == "image"
     structured = CallToolResult(content=[], structured_content={"n": 1})
     assert result_text(structured) == '{"n": 1}'
+
+
+# -- one connection, driven directly against the real test server ----------------------
+
+
+async def connected(spec: dict[str, Any]) -> McpConnection:
+    from chatkit_backend.agent.mcp_config import McpConfig
+
+    config = McpConfig.model_validate({"mcpServers": {"s": spec}})
+    connection = McpConnection("s", config.mcpServers["s"], reconnect_min=0.1)
+    connection.start()
+    deadline = time.monotonic() + 60
+    while connection.state != "ready":
+        assert time.monotonic() < deadline, f"not ready: {connection.reason}"
+        await asyncio.sleep(0.05)
+    return connection
+
+
+async def test_http_calls_of_several_turns_run_side_by_side(http_mcp: HttpMcpServer) -> None:
+    http_mcp.start()
+    # Three calls of 1 s with a 2.5 s limit: one after the other (one shared session, as
+    # the SDK runs it) the third would time out; each on its own connection, none does.
+    connection = await connected({"url": http_mcp.url, "timeout_seconds": 2.5})
+    try:
+        outputs = await asyncio.gather(
+            *(connection.call("slow", {"seconds": 1.0}) for _ in range(3))
+        )
+        assert outputs == [{"ok": True, "result": "done"}] * 3
+    finally:
+        await connection.stop()
+
+
+async def test_argument_and_tool_errors_go_back_to_the_model_without_a_reconnect() -> None:
+    connection = await connected({"command": sys.executable, "args": [SERVER, "stdio"]})
+    try:
+        offered = {t.name for t in connection.tools}
+        assert "add" in offered and "admin.list" not in offered
+        missing = await connection.call("add", {"a": 1})
+        assert missing == {
+            "ok": False,
+            "error": "invalid",
+            "message": "Missing required arguments: b.",
+        }
+        broken = await connection.call("fail", {})
+        assert broken["error"] == "tool_error"
+        assert not connection._lost.is_set() and connection.state == "ready"
+        assert await connection.call("add", {"a": 1, "b": 2}) == {"ok": True, "result": "3"}
+    finally:
+        await connection.stop()
+
+
+async def test_a_forwarded_token_replaces_a_configured_authorization_in_any_case(
+    http_mcp: HttpMcpServer,
+) -> None:
+    http_mcp.start()
+    spec = {
+        "url": http_mcp.url,
+        "headers": {"authorization": "Bearer STATIC"},
+        "forward_user_token": True,
+    }
+    connection = await connected(spec)
+    try:
+        answer = await connection.call("whoami", {}, token="users-own")
+        assert answer == {"ok": True, "result": "Bearer users-own"}
+    finally:
+        await connection.stop()
+
+
+async def test_stop_does_not_wait_for_a_server_that_never_answers() -> None:
+    from chatkit_backend.agent.mcp_config import StdioServer
+
+    hung = StdioServer(command=sys.executable, args=["-c", "import time; time.sleep(120)"])
+    connection = McpConnection("hung", hung)
+    connection.start()
+    await asyncio.sleep(0.5)  # connecting: the initialize request is never answered
+    assert connection.state == "starting"
+    await connection.stop()
+    # Cancelled after the grace, not left to the session's own timeout of 35 s.
+    assert connection._task is not None and connection._task.cancelled()
+
+
+def test_call_timeouts_above_the_session_default_are_honoured() -> None:
+    from chatkit_backend.agent.mcp_config import HttpServer
+
+    connection = McpConnection("s", HttpServer(url="http://127.0.0.1:1/mcp", timeout_seconds=60))
+    assert connection._client().client_session_timeout_seconds == 65
+    short = McpConnection("s", HttpServer(url="http://127.0.0.1:1/mcp", timeout_seconds=1))
+    assert short._client().client_session_timeout_seconds == SESSION_TIMEOUT_SECONDS
+
+
+def test_a_disabled_server_is_not_started() -> None:
+    from chatkit_backend.agent.mcp_config import McpConfig
+    from chatkit_backend.agent.mcp_tools import McpTools
+
+    config = McpConfig.model_validate(
+        {"mcpServers": {"off": {"command": "x", "disabled": True}, "on": {"command": "y"}}}
+    )
+    assert [c.name for c in McpTools(config).connections] == ["on"]

@@ -65,5 +65,8 @@ def configure_logging(level: str, fmt: str = "text") -> None:
         logging.getLogger(name).propagate = True
     # LiteLLM and the HTTP clients log every provider request (URLs, sometimes headers)
     # at INFO: a line per turn that says nothing the turn metrics do not.
-    for noisy in ("LiteLLM", "litellm", "httpx", "httpx2", "httpcore", "openai", "openai.agents"):
+    # The MCP client logs its server URLs (which may carry ${VAR} secrets) and every
+    # message it sends (tool arguments) at DEBUG.
+    noisy_loggers = ("LiteLLM", "litellm", "httpx", "httpx2", "httpcore", "httpcore2", "openai")
+    for noisy in (*noisy_loggers, "openai.agents", "mcp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -33,8 +33,10 @@ def load_factory(spec: str) -> Factory:
     module_name, _, attribute = spec.partition(":")
     # As `python -m` and uvicorn's --app-dir do: a module in the directory the server is
     # started from is found, not only installed packages.
+    # Appended, not put first: a stray file in that directory named like an installed
+    # package (mcp.py, litellm.py) must not replace it for the whole process.
     if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+        sys.path.append(os.getcwd())
     try:
         target: Any = importlib.import_module(module_name)
     except Exception as exc:

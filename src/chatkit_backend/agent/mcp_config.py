@@ -27,9 +27,11 @@ class McpConfigError(ValueError):
 
 
 class _Server(BaseModel):
-    # Other clients' keys ("disabled", "autoApprove", ...) are theirs: ignored, not errors.
+    # Other clients' keys ("autoApprove", ...) are theirs: ignored, not errors.
     model_config = ConfigDict(extra="ignore")
 
+    # Claude Desktop's, Cursor's and Cline's switch: a server turned off there is off here.
+    disabled: bool = False
     allowed_tools: list[str] | None = None
     blocked_tools: list[str] = Field(default_factory=list)
     timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0)

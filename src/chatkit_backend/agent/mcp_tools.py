@@ -17,12 +17,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, Literal
 
 from agents import FunctionTool
 from agents.mcp import MCPServer, MCPServerStdio, MCPServerStreamableHttp
 from agents.tool_context import ToolContext
+from mcp.shared.exceptions import MCPError
 
 from .mcp_config import HttpServer, McpConfig, StdioServer
 from .tool_activity import Output, failure, run_recorded
@@ -38,6 +40,12 @@ RECONNECT_MIN_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 60.0
 # The MCP session's own request timeout while connecting and listing.
 SESSION_TIMEOUT_SECONDS = 10.0
+# How long stop() lets a server's task close its connection before cancelling it (a hung
+# server must not eat the shutdown grace that streams need).
+STOP_GRACE_SECONDS = 2.0
+# What OpenAI, Gemini and Anthropic accept as a function name; MCP allows more (dots, up
+# to 128 characters), and one such name would make the provider refuse every turn.
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 State = Literal["starting", "ready", "down"]
 
@@ -49,6 +57,16 @@ def _reason(exc: BaseException) -> str:
         inner = inner.exceptions[0]
     text = str(inner).splitlines()[0][:200] if str(inner) else ""
     return f"{type(inner).__name__}: {text}" if text else type(inner).__name__
+
+
+def _input_schema(tool: Any) -> dict[str, Any]:
+    schema = getattr(tool, "input_schema", None) or getattr(tool, "inputSchema", None)
+    return schema if isinstance(schema, dict) else {}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def result_text(result: Any) -> str:
@@ -91,6 +109,9 @@ class McpConnection:
 
     def _client(self, token: str | None = None) -> MCPServer:
         spec = self.spec
+        # The session's own timeout also bounds each tools/call: never below the call's
+        # own timeout, which is what decides (and tells the model "timeout").
+        session_timeout = max(SESSION_TIMEOUT_SECONDS, spec.timeout_seconds + 5)
         if isinstance(spec, StdioServer):
             params: Any = {"command": spec.command, "args": spec.args}
             if spec.env:
@@ -98,13 +119,18 @@ class McpConnection:
             if spec.cwd:
                 params["cwd"] = spec.cwd
             return MCPServerStdio(
-                params, name=self.name, client_session_timeout_seconds=SESSION_TIMEOUT_SECONDS
+                params, name=self.name, client_session_timeout_seconds=session_timeout
             )
-        headers = spec.headers if token is None else {**spec.headers, "Authorization": token}
+        headers = dict(spec.headers)
+        if token is not None:
+            # Header names are case-insensitive: a configured "authorization" must not
+            # win over (or travel beside) the user's own token.
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            headers["Authorization"] = token
         return MCPServerStreamableHttp(
             {"url": spec.url, "headers": headers, "timeout": SESSION_TIMEOUT_SECONDS},
             name=self.name,
-            client_session_timeout_seconds=SESSION_TIMEOUT_SECONDS,
+            client_session_timeout_seconds=session_timeout,
         )
 
     def start(self) -> None:
@@ -112,8 +138,14 @@ class McpConnection:
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._task is not None:
-            await self._task
+        if self._task is None:
+            return
+        # The task closes its own connection (its finally); one stuck connecting to or
+        # listing a hung server is cancelled, which runs the same clean-up.
+        _done, pending = await asyncio.wait({self._task}, timeout=STOP_GRACE_SECONDS)
+        if pending:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     def _down(self, reason: str) -> None:
         if self.state != "down" or self.reason != reason:
@@ -121,7 +153,20 @@ class McpConnection:
         self.state, self.reason, self.tools = "down", reason, []
 
     async def _listed(self, server: MCPServer) -> list[Any]:
-        return [t for t in await server.list_tools() if self.spec.offers(t.name)]
+        tools = []
+        for tool in await server.list_tools():
+            if not self.spec.offers(tool.name):
+                continue
+            if not _TOOL_NAME.match(tool.name):
+                log.warning(
+                    "MCP server %s: tool %r skipped, model providers accept only names of "
+                    "letters, digits, _ and - (at most 64)",
+                    self.name,
+                    tool.name[:200],
+                )
+                continue
+            tools.append(tool)
+        return tools
 
     async def _keep_connected(self) -> None:
         delay = self.reconnect_min
@@ -163,10 +208,17 @@ class McpConnection:
     def acts_as_user(self) -> bool:
         return isinstance(self.spec, HttpServer) and self.spec.forward_user_token
 
-    async def _call_as(self, token: str, tool: str, arguments: dict[str, Any]) -> Any:
-        """One call on a connection of its own that carries the user's token (the shared
-        connection is the server's, and must never carry one user's credentials)."""
-        server = self._client(f"Bearer {token}")
+    async def _call_alone(self, tool: str, arguments: dict[str, Any], token: str | None) -> Any:
+        """One call on a connection of its own.
+
+        HTTP calls never share the listing connection: the Agents SDK runs the requests of
+        one streamable-HTTP session one at a time (many servers mishandle concurrent
+        requests in a session), so one user's slow tool would stall every other turn's
+        calls. The cost is one more round trip (initialize) per call. A call that carries
+        the user's token needs its own connection anyway: the shared one is the server's
+        and must never carry one user's credentials.
+        """
+        server = self._client(None if token is None else f"Bearer {token}")
         try:
             await server.connect()  # type: ignore[no-untyped-call]
             return await server.call_tool(tool, arguments)
@@ -182,9 +234,13 @@ class McpConnection:
             return failure(
                 "unauthorized", f"The {self.name} tools act as the signed-in user: sign in first."
             )
+        if missing := self._missing_arguments(tool, arguments):
+            # Checked here, not by the server: the model can correct itself, and a server
+            # that answers a bad call by dropping the connection is not reconnected for it.
+            return failure("invalid", f"Missing required arguments: {', '.join(missing)}.")
         call = (
-            self._call_as(token, tool, arguments)
-            if self.acts_as_user and token is not None
+            self._call_alone(tool, arguments, token if self.acts_as_user else None)
+            if isinstance(self.spec, HttpServer)
             else server.call_tool(tool, arguments)
         )
         try:
@@ -194,6 +250,11 @@ class McpConnection:
                 "timeout",
                 f"{tool} took longer than {self.spec.timeout_seconds:g} s and was stopped.",
             )
+        except MCPError as exc:
+            # The server answered with an error (invalid params, refused token...): it is
+            # alive, so no reconnect; the model sees its message.
+            log.warning("MCP call %s on %s refused: %s", tool, self.name, _reason(exc))
+            return failure("tool_error", _first_line(exc))
         except Exception as exc:
             # The connection broke (or the server refused the call): reconnect in the
             # background; the model is told the tool is unavailable.
@@ -205,8 +266,16 @@ class McpConnection:
             return failure("tool_error", text)
         return {"ok": True, "result": text}
 
+    def _missing_arguments(self, tool: str, arguments: dict[str, Any]) -> list[str]:
+        listed = next((t for t in self.tools if t.name == tool), None)
+        schema = _input_schema(listed) if listed is not None else {}
+        required = schema.get("required")
+        if not isinstance(required, list):
+            return []
+        return sorted(name for name in required if isinstance(name, str) and name not in arguments)
+
     def function_tool(self, tool: Any) -> FunctionTool:
-        schema = getattr(tool, "input_schema", None) or getattr(tool, "inputSchema", None) or {}
+        schema = _input_schema(tool)
         name: str = tool.name
 
         async def invoke(ctx: ToolContext[Any], raw: str) -> str:
@@ -235,7 +304,9 @@ class McpTools:
 
     def __init__(self, config: McpConfig, **options: float) -> None:
         self.connections = [
-            McpConnection(name, spec, **options) for name, spec in config.mcpServers.items()
+            McpConnection(name, spec, **options)
+            for name, spec in config.mcpServers.items()
+            if not spec.disabled
         ]
 
     def start(self) -> None:
@@ -258,9 +329,9 @@ class McpTools:
         return tools
 
     def states(self) -> dict[str, dict[str, Any]]:
-        """What /health/ready shows: each server's state, tool count and reason if down."""
-        return {
-            c.name: {"state": c.state, "tools": len(c.tools)}
-            | ({"reason": c.reason} if c.reason else {})
-            for c in self.connections
-        }
+        """What /health/ready shows: each server's state and tool count.
+
+        Not why a server is down: /health/ready needs no sign-in, and a reason may name
+        hosts, paths or a server's own error text. The log has it (`_down`).
+        """
+        return {c.name: {"state": c.state, "tools": len(c.tools)} for c in self.connections}

@@ -177,11 +177,6 @@ class ChatServer(ChatKitServer[RequestContext]):
         client = self.clients[model_id]
         bind(model=model_id)
 
-        title_task: asyncio.Task[str] | None = None
-        if thread.title is None and input_user_message is not None:
-            # Runs beside the reply so a real model's title costs no extra latency.
-            title_task = asyncio.create_task(generate_title(client, user_text(input_user_message)))
-
         # The user item being answered is already stored: it is the newest of these.
         # HISTORY_ITEMS bounds how many are read, the model's token budget what is sent.
         page = await self.store.load_thread_items(
@@ -227,6 +222,12 @@ class ChatServer(ChatKitServer[RequestContext]):
             timed_out = True
             result.cancel()
 
+        title_task: asyncio.Task[str] | None = None
+        if thread.title is None and input_user_message is not None:
+            # Runs beside the reply so a real model's title costs no extra latency. Started
+            # only here, where the try below awaits or cancels it: history that cannot be
+            # read or a factory that raises must not leave a model request running alone.
+            title_task = asyncio.create_task(generate_title(client, user_text(input_user_message)))
         deadline = loop.call_later(self.model_timeout, on_deadline)
         try:
             events = stream_agent_response(agent_context, result)
