@@ -4,13 +4,14 @@
     python tests/mcp_server.py http PORT
 
 Its tools: `add`, `shout`, `secret_tool`, `slow` (sleeps), `big` (a long result), `whoami`
-(the bearer token the HTTP request carried, if any), `fail` (a tool error), `admin.list`
+(the bearer token the HTTP request carried, if any), `fail` (a tool error), `pid`, `admin.list`
 (a name the providers refuse).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -59,6 +60,12 @@ def whoami(ctx: Context) -> str:
 def whoami_too(ctx: Context) -> str:
     """The same, under another name (for a second server entry)."""
     return (ctx.headers or {}).get("authorization", "nobody")
+
+
+@server.tool()
+def pid() -> str:
+    """This server's process id (a test kills it to see the client start another)."""
+    return str(os.getpid())
 
 
 @server.tool(name="admin.list")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -138,7 +140,8 @@ async def test_a_stdio_servers_tools_are_called_shown_recorded_and_replayed(
     )
     with served(tmp_path, provider, mcp_config=config) as url:
         state = wait_for(url, "calc", "ready")
-        assert state["tools"] == 7, "every tool but the blocked one"
+        # Every tool but the blocked one and admin.list (a name providers refuse).
+        assert state["tools"] == 8
         client = ChatKitClient(url)
         try:
             provider.enqueue(ToolCalls([Call("add", {"a": 2, "b": 3})]), Text("It is 5."))
@@ -153,6 +156,7 @@ async def test_a_stdio_servers_tools_are_called_shown_recorded_and_replayed(
                 "fail",
                 "whoami",
                 "whoami_too",
+                "pid",
             }
             assert tool_outputs(second) == [{"ok": True, "result": "5"}]
             # Shown like a built-in tool: a workflow, and the client effects.
@@ -452,17 +456,42 @@ def test_reasons_and_results_read_plainly() -> None:
 # -- one connection, driven directly against the real test server ----------------------
 
 
-async def connected(spec: dict[str, Any]) -> McpConnection:
+async def connected(spec: dict[str, Any], refresh_seconds: float = 60) -> McpConnection:
     from chatkit_backend.agent.mcp_config import McpConfig
 
     config = McpConfig.model_validate({"mcpServers": {"s": spec}})
-    connection = McpConnection("s", config.mcpServers["s"], reconnect_min=0.1)
+    connection = McpConnection(
+        "s", config.mcpServers["s"], reconnect_min=0.1, refresh_seconds=refresh_seconds
+    )
     connection.start()
-    deadline = time.monotonic() + 60
-    while connection.state != "ready":
-        assert time.monotonic() < deadline, f"not ready: {connection.reason}"
-        await asyncio.sleep(0.05)
+    await until_state(connection, "ready")
     return connection
+
+
+async def until_state(connection: McpConnection, state: str) -> None:
+    deadline = time.monotonic() + 60
+    while connection.state != state:
+        assert time.monotonic() < deadline, f"not {state}: {connection.reason}"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_stdio_server_that_dies_quietly_is_noticed_and_started_again() -> None:
+    # A short refresh: listing the tools again is what notices a server that died
+    # between calls; the keeper then starts a new process and offers its tools again.
+    connection = await connected(
+        {"command": sys.executable, "args": [SERVER, "stdio"]}, refresh_seconds=0.2
+    )
+    try:
+        first = await connection.call("pid", {})
+        assert first["ok"]
+        os.kill(int(first["result"]), signal.SIGKILL)
+        await until_state(connection, "down")
+        assert connection.tools == []
+        await until_state(connection, "ready")
+        second = await connection.call("pid", {})
+        assert second["ok"] and second["result"] != first["result"]
+    finally:
+        await connection.stop()
 
 
 async def test_http_calls_of_several_turns_run_side_by_side(http_mcp: HttpMcpServer) -> None:
