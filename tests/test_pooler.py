@@ -203,6 +203,16 @@ def busy_server(pg_url: str, provider: ScriptedProvider) -> Iterator[str]:
         yield url
 
 
+IN_USE, CAPACITY = "chatkit_db_connections_in_use", "chatkit_db_connections_capacity"
+BUSY = 'chatkit_errors_total{kind="database_busy"}'
+
+
+async def metric_values(http: httpx.AsyncClient) -> dict[str, float]:
+    text = (await http.get("/metrics")).text
+    lines = [line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#")]
+    return {name: float(value) for name, value in lines}
+
+
 def assert_busy(response: httpx.Response) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -213,11 +223,23 @@ def assert_busy(response: httpx.Response) -> None:
 async def test_an_exhausted_pool_is_a_503_to_retry_not_a_hang(busy_server: str) -> None:
     async with httpx.AsyncClient(base_url=busy_server, timeout=30) as http:
         assert (await http.get("/api/conversations")).status_code == 200
+        before = await metric_values(http)
         assert (await http.post("/test/hold")).json() == {"held": 2}
         assert_busy(await http.get("/api/conversations"))
         assert_busy(await http.post("/api/chat/stream", json={"message": "hello"}))
+        # The sign on /metrics: every connection in use, and busy errors counted.
+        during = await metric_values(http)
+        assert during[IN_USE] - before[IN_USE] == 2
+        assert during[CAPACITY] >= 2
+        assert during[BUSY] - before.get(BUSY, 0) == 2
         await http.post("/test/release")
         assert (await http.get("/api/conversations")).status_code == 200
+        # Back to what it was once the requests of the moment are done.
+        for _ in range(50):
+            if (await metric_values(http))[IN_USE] == before[IN_USE]:
+                break
+            await asyncio.sleep(0.1)
+        assert (await metric_values(http))[IN_USE] == before[IN_USE]
 
 
 async def test_a_stream_that_runs_out_of_connections_still_ends(

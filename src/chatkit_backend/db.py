@@ -40,6 +40,7 @@ from .db_errors import (
     unavailable_reason,
 )
 from .db_pooler import pooler_connect_args
+from .metrics import DB_CONNECTIONS_CAPACITY, DB_CONNECTIONS_IN_USE, ERRORS
 from .sqlite_one_trip import one_trip_dbapi
 
 if TYPE_CHECKING:
@@ -109,7 +110,26 @@ class _BoundedPool(AsyncAdaptedQueuePool):
         try:
             return super()._do_get()
         except PoolTimeout as exc:
+            ERRORS.labels("database_busy").inc()
             raise DatabaseBusy() from exc
+
+
+def _count_connections(engine: AsyncEngine, capacity: int) -> None:
+    """Keep /metrics' connections in use and capacity (every worker's pool summed)."""
+    DB_CONNECTIONS_CAPACITY.inc(capacity)
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkout")
+    def _out(*_args: Any) -> None:
+        DB_CONNECTIONS_IN_USE.inc()
+
+    @event.listens_for(pool, "checkin")
+    def _in(*_args: Any) -> None:
+        DB_CONNECTIONS_IN_USE.dec()
+
+    @event.listens_for(engine.sync_engine, "engine_disposed")
+    def _disposed(*_args: Any) -> None:
+        DB_CONNECTIONS_CAPACITY.dec(capacity)
 
 
 def create_engine(
@@ -179,6 +199,7 @@ def create_engine(
             pool_pre_ping=True,
             connect_args=pooler_connect_args() if transaction_pooler else {},
         )
+        _count_connections(engine, pool_size + max_overflow)
     _raise_outages_as_unavailable(engine)
     return engine
 
