@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import statistics
 import time
@@ -56,8 +57,8 @@ def raise_fd_limit(wanted: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def tree_rss_mb(pid: int) -> float:
-    """RSS of `pid` and all its descendants (the supervisor and its workers), in MB."""
+def _tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (the supervisor and its workers)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -65,12 +66,32 @@ def tree_rss_mb(pid: int) -> float:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, [pid]
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
-        total += procs.proc_status(current).get("VmRSS", 0)
+        found.append(current)
         todo += children.get(current, [])
-    return total / 1024
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    """RSS of `pid` and all its descendants, in MB."""
+    return sum(procs.proc_status(p).get("VmRSS", 0) for p in _tree(pid)) / 1024
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by `pid` and its descendants."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICKS
 
 
 def statement_counts(directory: Path) -> Counter[str]:
@@ -235,8 +256,10 @@ class Capacity:
                         "POST", "/chatkit", create_body(), timeout=600, hang_up_when=watch
                     )
                 )
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:
                 outcomes.append(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
             finally:
                 await conn.close()
 
@@ -258,18 +281,22 @@ class Capacity:
                 opened_s = time.perf_counter() - began
                 await asyncio.sleep(2)
                 before = statement_counts(self.counts_dir)
+                cpu_before = tree_cpu_seconds(self.srv.pid)
                 rss = []
                 t0 = time.perf_counter()
                 while time.perf_counter() - t0 < WINDOW:
                     rss.append(tree_rss_mb(self.srv.pid))
                     await asyncio.sleep(0.5)
                 seconds = time.perf_counter() - t0
+                cpu = tree_cpu_seconds(self.srv.pid) - cpu_before
                 delta = statement_counts(self.counts_dir) - before
                 result = {
                     "streams": level,
                     "open": len(started),
                     "seconds_to_open": round(opened_s, 1),
                     "rss_mb": round(statistics.median(rss), 1),
+                    # Cores the server used while its streams each got a character a second.
+                    "server_cpu_cores": round(cpu / seconds, 3),
                     "heartbeat_updates_per_s": round(delta["UPDATE active_runs"] / seconds, 2),
                     "heartbeat_rows_per_s": round(delta["rows UPDATE active_runs"] / seconds, 1),
                     "stop_polls_per_s": round(delta["SELECT active_runs"] / seconds, 2),
@@ -283,7 +310,12 @@ class Capacity:
                 self.bench.log(f"capacity {self.route} {level} open streams: {result}")
         finally:
             hang_up.set()
-            await asyncio.gather(*tasks)
+            # Streams hang up at their next character; requests still waiting for their
+            # response head (never opened) are given up after a while.
+            _, waiting = await asyncio.wait(tasks, timeout=30) if tasks else (set(), set())
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             stop_sampling.set()
             await sampler
         top = results[-1]
@@ -348,7 +380,7 @@ async def capacity(bench: Bench, streams: int, turns: int) -> None:
                     await conn.request("POST", "/chatkit", create_body(), timeout=120)
                     await conn.close()
                 await cap.turns(turns)
-                levels = sorted({min(20, streams), streams // 2, streams})
+                levels = sorted({min(20, streams), streams // 4, streams // 2, streams})
                 await cap.streams(levels, OPEN_PER_SECOND)
                 await cap.settle()
             finally:
@@ -392,7 +424,8 @@ def _route_report(section: dict[str, Any], route: str) -> list[str]:
         for level in data["levels"]:
             lines.append(
                 f"    {level['open']}/{level['streams']} open (in {level['seconds_to_open']} s): "
-                f"RSS {level['rss_mb']} MB, heartbeat UPDATEs {level['heartbeat_updates_per_s']}/s "
+                f"RSS {level['rss_mb']} MB, server CPU {level['server_cpu_cores']} cores, "
+                f"heartbeat UPDATEs {level['heartbeat_updates_per_s']}/s "
                 f"({level['heartbeat_rows_per_s']} rows/s), stop polls "
                 f"{level['stop_polls_per_s']}/s, all statements {level['statements_per_s']}/s"
             )
