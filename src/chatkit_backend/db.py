@@ -39,7 +39,7 @@ from .db_errors import (
     breaks_connection,
     unavailable_reason,
 )
-from .db_pooler import pooler_connect_args
+from .db_pooler import names_a_pooler, pooler_connect_args
 from .metrics import DB_CONNECTIONS_CAPACITY, DB_CONNECTIONS_IN_USE, ERRORS
 from .sqlite_one_trip import one_trip_dbapi
 
@@ -222,8 +222,6 @@ async def migrate_for(settings: Settings, engine: AsyncEngine) -> None:
     if direct is None:
         await migrate(engine)
         return
-    from .db_pooler import names_a_pooler
-
     assert settings.database_direct_url is not None
     one_off = create_engine(
         direct,
