@@ -89,9 +89,11 @@ def stream_ok(response: Response) -> bool:
 class Connection:
     """One keep-alive connection; reopened transparently when the server closed it."""
 
-    def __init__(self, port: int, host: str = HOST) -> None:
+    def __init__(self, port: int, host: str = HOST, headers: dict[str, str] | None = None) -> None:
         self.host = host
         self.port = port
+        # Sent with every request (e.g. Authorization).
+        self.extra_head = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -141,7 +143,7 @@ class Connection:
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-            "Accept: text/event-stream, application/json\r\n\r\n"
+            f"Accept: text/event-stream, application/json\r\n{self.extra_head}\r\n"
         ).encode("latin-1")
         started = time.perf_counter()
         self.writer.write(head + payload)

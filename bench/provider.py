@@ -34,6 +34,9 @@ MODES: dict[str, Text] = {
     "slow": Text("x" * 120, chunk_chars=4, delay=0.02),
     # Exactly 100 chunks (96 text pieces + 4), one every 20 ms: the stop test.
     "stop": Text("y" * 96, chunk_chars=1, delay=0.02),
+    # A slow model: one character a second for two minutes; the capacity section holds
+    # many such streams open at once (its streams hang up when measured).
+    "hold": Text("h" * 120, chunk_chars=1, delay=1.0),
 }
 TITLE = Text("Bench title")
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from . import procs, storedata
+from .capacity import capacity
+from .capacity import report as capacity_report
 from .client import Connection, Response, create_body, stream_ok, user_input
 from .profile import process_cpu, report, summarize, thread_cpu
 
@@ -56,10 +58,12 @@ class Sizes:
     store_reps: int
     startup_reps: int
     profile_turns: int
+    capacity_streams: int  # slow streams open at once (capacity section)
+    capacity_turns: int  # conversations whose statements are counted (two turns each)
 
 
-FULL = Sizes(100, 50, 4, 3, 200, 5, (1_000, 10_000), (100_000, 1_000_000), 100, 3, 300)
-QUICK = Sizes(30, 50, 2, 2, 200, 3, (1_000, 10_000), (10_000, 100_000), 30, 1, 150)
+FULL = Sizes(100, 50, 4, 3, 200, 5, (1_000, 10_000), (100_000, 1_000_000), 100, 3, 300, 1000, 100)
+QUICK = Sizes(30, 50, 2, 2, 200, 3, (1_000, 10_000), (10_000, 100_000), 30, 1, 150, 200, 30)
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -533,6 +537,11 @@ class Bench:
                     await self.streams_and_stop(databases)
                 if "store" in sections:
                     await self.store_scale()
+                if "capacity" in sections:
+                    if self.pg_reason is None:
+                        await capacity(self, self.sizes.capacity_streams, self.sizes.capacity_turns)
+                    else:
+                        self.notes.append("capacity skipped: it needs PostgreSQL")
             finally:
                 for srv in self.servers:
                     srv.stop()
@@ -784,8 +793,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        default="overhead,startup,streams,store",
-        help="comma-separated sections: overhead,startup,streams (200 streams + stop),store",
+        default="overhead,startup,streams,store,capacity",
+        help="comma-separated sections: overhead,startup,streams (200 streams + stop),store,"
+        "capacity (PostgreSQL, 2 workers: per-turn statements, memory per open stream)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
@@ -815,6 +825,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(title)
     print(render(build_table(bench.results, sizes)))
+    for line in capacity_report(bench.results):
+        print(line)
     for note in bench.notes:
         print(note)
     if bench.profile_lines:

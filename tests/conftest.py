@@ -24,6 +24,7 @@ from .live import ChatKitClient, live_server
 
 # Registered as hooks by being here: in CI a skip is a failure (tests/optional.py).
 from .optional import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
+from .pgbouncer import PgBouncer
 from .scripted_provider import ScriptedProvider, Text
 
 
@@ -47,6 +48,13 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield eng
     finally:
         await eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer() -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of the tests' PostgreSQL (tests/pgbouncer.py)."""
+    with PgBouncer() as bouncer:
+        yield bouncer
 
 
 @pytest.fixture

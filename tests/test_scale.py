@@ -1,6 +1,8 @@
 """Scale-out on PostgreSQL: several workers and instances behave like one server.
 
-Real `chatkit-backend serve` processes, one database, the scripted provider.
+Real `chatkit-backend serve` processes, one database, the scripted provider. Each test
+runs twice: connected to PostgreSQL directly, and through PgBouncer in transaction
+pooling mode (tests/pgbouncer.py), how Neon's and Supabase's pooled URLs front it.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +23,8 @@ import pytest
 from .conftest import is_title_request
 from .databases import postgres_database
 from .live import ChatKitClient, assistant_text, parse_sse, start_stream, user_input
-from .processes import ServerProcess, clean_env
+from .pgbouncer import PgBouncer
+from .processes import COMMAND, ServerProcess, clean_env, run_cli
 from .scripted_provider import ScriptedProvider, Text
 
 SECRET = "scale-test-secret-that-is-long-enough-0123456789"
@@ -33,14 +37,24 @@ def token(user: str) -> str:
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
+    """The test's database, reached directly (what the test itself checks with)."""
     async with postgres_database() as url:
         yield url
 
 
+@pytest.fixture(params=["direct", "pgbouncer"])
+def database_env(request: pytest.FixtureRequest, pg_url: str) -> dict[str, str]:
+    """How the servers reach `pg_url`: directly, or through PgBouncer (transaction mode)."""
+    if request.param == "direct":
+        return {"DATABASE_URL": pg_url}
+    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+    return {"DATABASE_URL": bouncer.url(pg_url), "DATABASE_POOLER": "transaction"}
+
+
 @pytest.fixture
-def env(pg_url: str, provider: ScriptedProvider) -> dict[str, str]:
+def env(database_env: dict[str, str], provider: ScriptedProvider) -> dict[str, str]:
     return clean_env(
-        DATABASE_URL=pg_url,
+        **database_env,
         MODEL="openai/scripted",
         MODEL_API_BASE=provider.base_url,
         MODEL_API_KEY="test-key",
@@ -104,6 +118,13 @@ async def test_two_workers_answer_many_users_and_count_them_all(
             listed = await clients[user].call("threads.list")
             assert [t["id"] for t in listed["data"]] == [thread_id]
             assert len(await clients[user].items(thread_id)) == 4
+            # The REST API reads the same rows, from either worker.
+            rest = (await clients[user].http.get("/api/conversations")).json()
+            assert [(c["id"], c["message_count"]) for c in rest] == [(thread_id, 4)]
+            task = await clients[user].http.post("/api/tasks", json={"title": f"for {user}"})
+            assert task.status_code == 201, task.text
+            tasks = (await clients[user].http.get("/api/tasks")).json()
+            assert [t["title"] for t in tasks["items"]] == [f"for {user}"]
         chat = [r for r in provider.requests if not is_title_request(r)]
         assert len(chat) == 2 * len(users)
 
@@ -215,3 +236,70 @@ async def test_shutdown_lets_an_active_stream_finish(
         assert items[-1]["content"][0]["text"] == "one two three four five six seven"
         await on_a.aclose()
         await on_b.aclose()
+
+
+async def test_an_idempotency_key_is_honoured_by_every_instance(
+    env: dict[str, str], provider: ScriptedProvider, tmp_path: Path
+) -> None:
+    with instances(env, tmp_path, 1, 1) as (a, b):
+        on_a, on_b = a.client("dora"), b.client("dora")
+        thread_id, _ = await on_a.create_thread("hello")
+        body = {
+            "type": "threads.add_user_message",
+            "params": {"thread_id": thread_id, "input": user_input("only once")},
+        }
+        headers = {"Idempotency-Key": "same-key"}
+        first = await on_a.http.post("/chatkit", json=body, headers=headers)
+        assert first.status_code == 200
+        again = await on_b.http.post("/chatkit", json=body, headers=headers)
+        assert again.status_code == 409 and again.json()["code"] == "duplicate_request"
+        users = [i for i in await on_b.items(thread_id) if i["type"] == "user_message"]
+        assert [i["content"][0]["text"] for i in users] == ["hello", "only once"]
+        await on_a.aclose()
+        await on_b.aclose()
+
+
+async def test_concurrent_migrations_and_purge_through_the_same_connection_route(
+    env: dict[str, str], provider: ScriptedProvider, tmp_path: Path, pg_url: str
+) -> None:
+    # Four `migrate` commands at once on the empty database: the migration lock lets one
+    # migrate and the rest find nothing to do (through a pooler too: a transaction lock).
+    commands = [
+        asyncio.create_subprocess_exec(
+            *_cli("migrate"), env=env, cwd=tmp_path, stdout=PIPE, stderr=PIPE
+        )
+        for _ in range(4)
+    ]
+    procs = await asyncio.gather(*commands)
+    outputs = await asyncio.gather(*(p.communicate() for p in procs))
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+        assert b"database is up to date" in out
+    conn = await asyncpg.connect(pg_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM alembic_version") == 1
+    finally:
+        await conn.close()
+
+    with instances(env, tmp_path, 1) as (server,):
+        client = server.client("erin")
+        await client.create_thread("old news")
+        await client.aclose()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("UPDATE threads SET updated_at = updated_at - interval '10 days'")
+    finally:
+        await conn.close()
+    purged = run_cli("purge", "--older-than", "7d", env=env, cwd=tmp_path)
+    assert purged.returncode == 0, purged.stderr
+    assert purged.stdout.startswith("purged 1 thread ")
+    conn = await asyncpg.connect(pg_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM threads") == 0
+        assert await conn.fetchval("SELECT count(*) FROM thread_items") == 0
+    finally:
+        await conn.close()
+
+
+def _cli(*args: str) -> list[str]:
+    return [COMMAND, *args]

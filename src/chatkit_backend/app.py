@@ -57,8 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         quiet_sdk_leftovers(asyncio.get_running_loop())
-        engine = db.create_engine(settings.async_database_url)
-        await db.migrate(engine)
+        engine = db.engine_for(settings)
+        await db.migrate_for(settings, engine)
         store = SQLStore(engine)
         catalogue = build_catalogue(settings)
         default = catalogue.default.choice

@@ -98,9 +98,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
 
     async def run() -> int:
-        engine = db.create_engine(settings.async_database_url)
+        engine = db.engine_for(settings)
         try:
-            await db.migrate(engine)
+            await db.migrate_for(settings, engine)
             return await purge_threads(engine, timedelta(seconds=args.older_than))
         finally:
             await engine.dispose()
@@ -119,9 +119,9 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
 
     async def run() -> None:
-        engine = db.create_engine(settings.async_database_url)
+        engine = db.engine_for(settings)
         try:
-            await db.migrate(engine)
+            await db.migrate_for(settings, engine)
         finally:
             await engine.dispose()
 

@@ -11,6 +11,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .db_pooler import DROPPED_URL_OPTIONS, names_a_pooler
+
 DEFAULT_DATABASE_URL = "sqlite:///./data/chatkit.db"
 
 # AGENT: a built-in agent, or `package.module:factory` (agent/custom.py).
@@ -28,6 +30,16 @@ class Settings(BaseSettings):
     )
 
     database_url: str = DEFAULT_DATABASE_URL
+    # Where migrations connect instead of DATABASE_URL (e.g. the database itself when
+    # DATABASE_URL is a pooler's); unset: DATABASE_URL.
+    database_direct_url: str | None = None
+    # auto: transaction pooling is assumed for URLs that name a pooler (db_pooler.py).
+    database_pooler: Literal["auto", "transaction", "none"] = "auto"
+    # PostgreSQL connections per worker: pool_size kept open, max_overflow more at peak.
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    # Seconds a request waits for a pooled connection before it is answered 503.
+    database_pool_timeout: float = Field(default=10.0, gt=0)
 
     model: str | None = None
     model_api_base: str | None = None
@@ -206,10 +218,17 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("model", "model_api_base", "model_api_key", mode="before")
+    @field_validator(
+        "model", "model_api_base", "model_api_key", "database_direct_url", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_pooler", mode="before")
+    @classmethod
+    def _lower_pooler(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("daily_token_budget", "history_tokens", mode="before")
     @classmethod
@@ -241,30 +260,58 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return value
 
+    @field_validator("database_direct_url")
+    @classmethod
+    def _postgres_direct_url(cls, value: str | None) -> str | None:
+        if value is not None and value.split(":", 1)[0].split("+", 1)[0] not in {
+            "postgres",
+            "postgresql",
+        }:
+            raise ValueError("must be a postgresql:// URL (SQLite has no pooler to bypass)")
+        return value
+
     @cached_property
     def async_database_url(self) -> str:
-        """DATABASE_URL with the async driver SQLAlchemy needs.
+        """DATABASE_URL with the async driver SQLAlchemy needs (see `async_url`)."""
+        return async_url(self.database_url)
 
-        The seeds write plain `postgresql://...?sslmode=require` URLs (Neon, Supabase);
-        asyncpg names that option `ssl`, so it is translated rather than rejected.
-        """
-        parts = urlsplit(self.database_url)
-        scheme = parts.scheme.split("+", 1)[0]
-        if scheme == "sqlite":
-            # urlunsplit would drop the empty host of sqlite:////abs/path.
-            return "sqlite+aiosqlite" + self.database_url[self.database_url.index(":") :]
-        query = []
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key == "sslmode":
-                key = "ssl"
-            if key == "channel_binding":
-                continue  # libpq-only option that asyncpg rejects
-            query.append((key, value))
-        return urlunsplit(parts._replace(scheme="postgresql+asyncpg", query=urlencode(query)))
+    @cached_property
+    def async_direct_url(self) -> str | None:
+        """DATABASE_DIRECT_URL with the async driver, or None when unset."""
+        return async_url(self.database_direct_url) if self.database_direct_url else None
+
+    @property
+    def transaction_pooled(self) -> bool:
+        """Whether DATABASE_URL reaches PostgreSQL through a transaction-pooling proxy."""
+        if self.is_sqlite or self.database_pooler == "none":
+            return False
+        return self.database_pooler == "transaction" or names_a_pooler(self.database_url)
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def async_url(url: str) -> str:
+    """A database URL with the async driver SQLAlchemy needs.
+
+    The seeds write plain `postgresql://...?sslmode=require` URLs (Neon, Supabase);
+    asyncpg names that option `ssl`, so it is translated rather than rejected, and the
+    options only libpq or Prisma know are dropped rather than passed on to fail.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme == "sqlite":
+        # urlunsplit would drop the empty host of sqlite:////abs/path.
+        return "sqlite+aiosqlite" + url[url.index(":") :]
+    query = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "sslmode":
+            key = "ssl"
+        if key in DROPPED_URL_OPTIONS:
+            continue
+        query.append((key, value))
+    return urlunsplit(parts._replace(scheme="postgresql+asyncpg", query=urlencode(query)))
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -19,6 +19,7 @@ from sqlalchemy import BigInteger, Integer, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -27,19 +28,25 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
 
 from .db_errors import (
     BUSY,
     READ_ONLY,
     UNREACHABLE,
+    DatabaseBusy,
     DatabaseUnavailable,
     breaks_connection,
     unavailable_reason,
 )
+from .db_pooler import names_a_pooler, pooler_connect_args
+from .metrics import DB_CONNECTIONS_CAPACITY, DB_CONNECTIONS_IN_USE, ERRORS
 from .sqlite_one_trip import one_trip_dbapi
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+    from .config import Settings
 
 Insert = postgresql.Insert | sqlite.Insert
 
@@ -96,12 +103,52 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+class _BoundedPool(AsyncAdaptedQueuePool):
+    """The PostgreSQL pool: waiting past its timeout is `DatabaseBusy`, a 503 to retry."""
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        try:
+            return super()._do_get()
+        except PoolTimeout as exc:
+            ERRORS.labels("database_busy").inc()
+            raise DatabaseBusy() from exc
+
+
+def _count_connections(engine: AsyncEngine, capacity: int) -> None:
+    """Keep /metrics' connections in use and capacity (every worker's pool summed)."""
+    DB_CONNECTIONS_CAPACITY.inc(capacity)
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkout")
+    def _out(*_args: Any) -> None:
+        DB_CONNECTIONS_IN_USE.inc()
+
+    @event.listens_for(pool, "checkin")
+    def _in(*_args: Any) -> None:
+        DB_CONNECTIONS_IN_USE.dec()
+
+    @event.listens_for(engine.sync_engine, "engine_disposed")
+    def _disposed(*_args: Any) -> None:
+        DB_CONNECTIONS_CAPACITY.dec(capacity)
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout: float = 10.0,
+    transaction_pooler: bool = False,
+    pooled: bool = True,
+) -> AsyncEngine:
     """An engine tuned for a chat server: WAL on SQLite, a bounded pool on PostgreSQL.
 
     Either way a database outage is raised as `DatabaseUnavailable` (db_errors.py) and a
     connection that failed in a way that leaves it unusable is discarded, so the server
-    recovers by itself once the database is back.
+    recovers by itself once the database is back. On PostgreSQL a request waits up to
+    `pool_timeout` seconds for one of `pool_size + max_overflow` connections, then gets
+    `DatabaseBusy`. `transaction_pooler`: the URL is a transaction-pooling proxy's
+    (db_pooler.py). `pooled=False`: a connection per use, for one-off work (migrations).
     """
     path = sqlite_path(url)
     if path is not None:
@@ -136,12 +183,55 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+    elif not pooled:
+        engine = create_async_engine(
+            url,
+            poolclass=NullPool,
+            connect_args=pooler_connect_args() if transaction_pooler else {},
+        )
     else:
         engine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url,
+            poolclass=_BoundedPool,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            pool_pre_ping=True,
+            connect_args=pooler_connect_args() if transaction_pooler else {},
         )
+        _count_connections(engine, pool_size + max_overflow)
     _raise_outages_as_unavailable(engine)
     return engine
+
+
+def engine_for(settings: Settings) -> AsyncEngine:
+    """The server's engine for DATABASE_URL, with the pool and pooler settings."""
+    return create_engine(
+        settings.async_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout,
+        transaction_pooler=settings.transaction_pooled,
+    )
+
+
+async def migrate_for(settings: Settings, engine: AsyncEngine) -> None:
+    """Migrate the database `engine` (DATABASE_URL's) serves: through DATABASE_DIRECT_URL
+    when it is set, through `engine` otherwise (a transaction pooler works too)."""
+    direct = settings.async_direct_url
+    if direct is None:
+        await migrate(engine)
+        return
+    assert settings.database_direct_url is not None
+    one_off = create_engine(
+        direct,
+        pooled=False,
+        transaction_pooler=names_a_pooler(settings.database_direct_url),
+    )
+    try:
+        await migrate(one_off)
+    finally:
+        await one_off.dispose()
 
 
 def _sqlite_write_probe(cur: Any) -> None:
@@ -198,15 +288,13 @@ def _upgrade(connection: Connection) -> None:
 
     if connection.dialect.name == "postgresql":
         # Instances starting together queue here; the first migrates, the rest find
-        # nothing left to do. The lock dies with the connection if a process crashes.
-        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
-        connection.commit()
-        try:
+        # nothing left to do. A transaction lock, taken in the migrations' own
+        # transaction (Alembic joins it; DDL is transactional on PostgreSQL): it holds
+        # through a transaction pooler, which would hand a session lock's unlock to
+        # another server connection, and it ends with the transaction or the process.
+        with connection.begin():
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
             command.upgrade(_alembic_config(connection), "head")
-            connection.commit()
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY})
-            connection.commit()
     else:
         command.upgrade(_alembic_config(connection), "head")
         connection.commit()

@@ -25,6 +25,17 @@ class DatabaseUnavailable(Exception):
         self.reason = reason
 
 
+POOL_EXHAUSTED = "every connection of the pool is in use"
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """No pooled connection came free in time (DATABASE_POOL_TIMEOUT): the database is
+    up, this worker has more requests in flight than connections (503 database_busy)."""
+
+    def __init__(self) -> None:
+        super().__init__(POOL_EXHAUSTED)
+
+
 # Primary SQLite result codes (https://sqlite.org/rescode.html).
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
 _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 11, 13, 14

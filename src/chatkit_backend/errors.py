@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .db_errors import DatabaseUnavailable
+from .db_errors import DatabaseBusy, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,15 @@ def problem(
 
 
 def database_unavailable(exc: DatabaseUnavailable) -> JSONResponse:
+    if isinstance(exc, DatabaseBusy):
+        return problem(
+            503,
+            "Service Unavailable",
+            "The server is busy: every database connection is in use. "
+            "Please try again in a few seconds.",
+            code="database_busy",
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
+        )
     return problem(
         503,
         "Service Unavailable",

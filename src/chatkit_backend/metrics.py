@@ -46,6 +46,18 @@ ACTIVE_STREAMS = Gauge(
     "chatkit_active_streams", "Streams being served now.", multiprocess_mode="livesum"
 )
 ERRORS = Counter("chatkit_errors", "Errors by kind.", ["kind"])
+# PostgreSQL: in use near capacity, with errors{kind="database_busy"} rising, means the
+# pools are too small for the load (or the database too slow): docs/scaling.md.
+DB_CONNECTIONS_IN_USE = Gauge(
+    "chatkit_db_connections_in_use",
+    "PostgreSQL connections checked out of the workers' pools now.",
+    multiprocess_mode="livesum",
+)
+DB_CONNECTIONS_CAPACITY = Gauge(
+    "chatkit_db_connections_capacity",
+    "Most PostgreSQL connections the workers' pools may open (pool size + overflow).",
+    multiprocess_mode="livesum",
+)
 
 
 def exposition() -> bytes:

@@ -1,0 +1,293 @@
+"""Connection economy: a transaction pooler in front of PostgreSQL, and a bounded pool.
+
+Which URLs name a pooler; PgBouncer in transaction mode (tests/pgbouncer.py) serving many
+concurrent transactions and the migrations; DATABASE_DIRECT_URL for the migrations; and
+an exhausted pool answered with 503 `database_busy` (never a hang), streams included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chatkit_backend.app import create_app
+from chatkit_backend.config import ConfigError, Settings, load_settings
+from chatkit_backend.db import create_engine, engine_for, migrate, migrate_for
+from chatkit_backend.db_errors import DatabaseBusy
+from chatkit_backend.db_pooler import names_a_pooler
+
+from .conftest import scripted_settings
+from .databases import postgres_database
+from .live import live_server, parse_sse
+from .pgbouncer import PgBouncer
+from .scripted_provider import ScriptedProvider, Text
+
+# --- which URLs name a pooler ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p@db.internal:6432/chat",  # PgBouncer's port
+        "postgresql://u:p@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
+        "postgresql://u:p@aws-0-eu-west-1.pooler.supabase.com:5432/postgres",
+        "postgresql://u:p@ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech/neondb",
+        "postgresql://u:p@db.internal/chat?pgbouncer=true",  # Prisma's flag
+        "postgresql://u:p@db.internal/chat?sslmode=require&pgbouncer=1",
+    ],
+)
+def test_pooler_urls_are_recognised(url: str) -> None:
+    assert names_a_pooler(url)
+    assert load_settings(database_url=url).transaction_pooled
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p@db.internal/chat",
+        "postgresql://u:p@db.internal:5432/chat?pgbouncer=false",
+        "postgresql://u:p@ep-cool-darkness-123456.us-east-2.aws.neon.tech/neondb",
+        "postgresql://u:p@db.supabase.co:5432/postgres",
+        "postgresql://u:p@db.internal:notaport/chat",
+    ],
+)
+def test_direct_urls_are_not_taken_for_poolers(url: str) -> None:
+    assert not names_a_pooler(url)
+
+
+def test_the_setting_overrides_what_the_url_says() -> None:
+    direct, pooled = "postgresql://u@db/chat", "postgresql://u@db:6432/chat"
+    assert load_settings(database_url=direct, database_pooler="transaction").transaction_pooled
+    assert not load_settings(database_url=pooled, database_pooler="None").transaction_pooled
+    assert not load_settings(
+        database_url="sqlite:///x.db", database_pooler="transaction"
+    ).transaction_pooled
+    with pytest.raises(ConfigError, match="DATABASE_POOLER"):
+        load_settings(database_pooler="session")
+
+
+def test_pooler_only_url_options_are_not_passed_to_the_driver() -> None:
+    settings = load_settings(
+        database_url="postgresql://u@db:6432/chat?pgbouncer=true&sslmode=require",
+        database_direct_url="postgresql://u@db:5432/chat?channel_binding=require",
+    )
+    assert settings.async_database_url == "postgresql+asyncpg://u@db:6432/chat?ssl=require"
+    assert settings.async_direct_url == "postgresql+asyncpg://u@db:5432/chat"
+
+
+def test_the_direct_url_is_optional_and_postgresql_only() -> None:
+    assert load_settings(database_direct_url="  ").async_direct_url is None
+    with pytest.raises(ConfigError, match="DATABASE_DIRECT_URL"):
+        load_settings(database_direct_url="sqlite:///other.db")
+
+
+def test_pool_settings_reach_the_engine() -> None:
+    settings = load_settings(
+        database_url="postgresql://u@db.internal/chat",
+        database_pool_size=3,
+        database_max_overflow=0,
+        database_pool_timeout=2.5,
+    )
+    engine = engine_for(settings)
+    pool: Any = engine.pool
+    assert (pool.size(), pool._max_overflow, pool._timeout) == (3, 0, 2.5)
+    assert engine.sync_engine.dialect.name == "postgresql"
+    with pytest.raises(ConfigError, match="DATABASE_POOL_SIZE"):
+        load_settings(database_pool_size=0)
+
+
+# --- through PgBouncer in transaction mode --------------------------------------------------
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    async with postgres_database() as url:
+        yield url
+
+
+ADD = text("SELECT CAST(:a AS integer) + CAST(:b AS integer)")
+
+
+async def test_concurrent_transactions_through_pgbouncer(pgbouncer: PgBouncer, pg_url: str) -> None:
+    settings = load_settings(database_url=pgbouncer.url(pg_url), database_pooler="transaction")
+    engine = engine_for(settings)
+    try:
+        await migrate(engine)  # the migration lock is a transaction lock: fine here
+
+        async def worker(n: int) -> int:
+            total = 0
+            for round_ in range(15):
+                # The same statements again and again, as a server runs them: with a
+                # statement cache these fail on the next server connection.
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": f"u{n}"}
+                    )
+                    total += await conn.scalar(ADD, {"a": n, "b": round_})
+                    total += await conn.scalar(text("SELECT count(*) FROM alembic_version"))
+            return total
+
+        results = await asyncio.gather(*(worker(n) for n in range(30)))
+        assert results == [15 * n + sum(range(15)) + 15 for n in range(30)]
+    finally:
+        await engine.dispose()
+    assert "prepared statement" not in pgbouncer.log()
+
+
+async def test_migrations_take_the_direct_url_when_it_is_set(
+    pgbouncer: PgBouncer, pg_url: str
+) -> None:
+    settings = load_settings(
+        database_url=pgbouncer.url(pg_url),
+        database_pooler="transaction",
+        database_direct_url=pg_url,
+    )
+    engine = engine_for(settings)
+    try:
+        await migrate_for(settings, engine)
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    finally:
+        await engine.dispose()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        # A direct connection's own session: nothing of the migration is left locked.
+        assert await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
+    finally:
+        await conn.close()
+
+
+# --- an exhausted pool: 503 database_busy, and streams end ----------------------------------
+
+POOL = {"database_pool_size": 1, "database_max_overflow": 1, "database_pool_timeout": 0.5}
+
+
+def holding_app(settings: Settings) -> FastAPI:
+    """The app, plus two test routes that take every pooled connection and give them back."""
+    app = create_app(settings)
+    held: list[AsyncConnection] = []
+
+    @app.post("/test/hold")
+    async def hold(request: Request) -> dict[str, int]:
+        engine = request.app.state.engine
+        while len(held) < POOL["database_pool_size"] + POOL["database_max_overflow"]:
+            conn = engine.connect()
+            try:
+                await conn.start()
+            except DatabaseBusy:
+                continue  # a request of the server's has it for a moment
+            held.append(conn)
+        return {"held": len(held)}
+
+    @app.post("/test/release")
+    async def release() -> dict[str, int]:
+        while held:
+            await held.pop().close()
+        return {"held": 0}
+
+    return app
+
+
+@pytest.fixture
+def busy_server(pg_url: str, provider: ScriptedProvider) -> Iterator[str]:
+    settings = scripted_settings(pg_url, provider, heartbeat_seconds=0.2, **POOL)
+    with live_server(settings, holding_app(settings)) as url:
+        yield url
+
+
+IN_USE, CAPACITY = "chatkit_db_connections_in_use", "chatkit_db_connections_capacity"
+BUSY = 'chatkit_errors_total{kind="database_busy"}'
+
+
+async def metric_values(http: httpx.AsyncClient) -> dict[str, float]:
+    text = (await http.get("/metrics")).text
+    lines = [line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#")]
+    return {name: float(value) for name, value in lines}
+
+
+def assert_busy(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"].isdigit()
+    assert response.json()["code"] == "database_busy"
+
+
+async def test_an_exhausted_pool_is_a_503_to_retry_not_a_hang(busy_server: str) -> None:
+    async with httpx.AsyncClient(base_url=busy_server, timeout=30) as http:
+        assert (await http.get("/api/conversations")).status_code == 200
+        before = await metric_values(http)
+        assert (await http.post("/test/hold")).json() == {"held": 2}
+        assert_busy(await http.get("/api/conversations"))
+        assert_busy(await http.post("/api/chat/stream", json={"message": "hello"}))
+        # The sign on /metrics: every connection in use, and busy errors counted.
+        during = await metric_values(http)
+        assert during[IN_USE] - before[IN_USE] == 2
+        assert during[CAPACITY] >= 2
+        assert during[BUSY] - before.get(BUSY, 0) == 2
+        await http.post("/test/release")
+        assert (await http.get("/api/conversations")).status_code == 200
+        # Back to what it was once the requests of the moment are done.
+        for _ in range(50):
+            if (await metric_values(http))[IN_USE] == before[IN_USE]:
+                break
+            await asyncio.sleep(0.1)
+        assert (await metric_values(http))[IN_USE] == before[IN_USE]
+
+
+async def test_a_stream_that_runs_out_of_connections_still_ends(
+    busy_server: str, provider: ScriptedProvider
+) -> None:
+    provider.enqueue(Text(" ".join(f"w{i}" for i in range(150)), chunk_chars=4, delay=0.02))
+    provider.enqueue(Text("Back again."))
+    async with httpx.AsyncClient(base_url=busy_server, timeout=30) as http:
+        replying = asyncio.Event()
+
+        async def read() -> tuple[str, str]:
+            received = ""
+            async with http.stream("POST", "/api/chat/stream", json={"message": "hi"}) as resp:
+                assert resp.status_code == 200
+                async for chunk in resp.aiter_text():
+                    received += chunk
+                    if '"type": "text"' in received:
+                        replying.set()
+            return resp.headers["x-thread-id"], received
+
+        reader = asyncio.create_task(read())
+        await asyncio.wait_for(replying.wait(), 20)
+        await http.post("/test/hold")
+        thread_id, received = await asyncio.wait_for(reader, 30)
+        events = parse_sse(received)
+        assert "error" in [e["type"] for e in events]
+        assert events[-1]["type"] == "done" and "data: [DONE]\n\n" in received
+        await http.post("/test/release")
+
+        # The connections are back: the run's lock is dropped and the thread goes on.
+        for _ in range(100):
+            again = await http.post(
+                "/api/chat/stream", json={"message": "again", "thread_id": thread_id}
+            )
+            if again.status_code != 409:
+                break
+            await asyncio.sleep(0.1)
+        assert again.status_code == 200, again.text
+        reply = "".join(e["content"] for e in parse_sse(again.text) if e["type"] == "text")
+        assert reply == "Back again."
+
+
+async def test_create_engine_without_a_pool_for_one_off_work(pg_url: str) -> None:
+    engine = create_engine(
+        load_settings(database_url=pg_url).async_database_url, pooled=False, transaction_pooler=True
+    )
+    try:
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
