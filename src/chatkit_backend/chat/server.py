@@ -49,6 +49,7 @@ from .wire_times import with_utc_times
 
 if TYPE_CHECKING:
     from ..agent.mcp_tools import McpTools
+    from ..attachments.service import Attachments
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,10 @@ class ChatServer(ChatKitServer[RequestContext]):
         *,
         settings: Settings,
         mcp: McpTools | None = None,
+        attachments: Attachments | None = None,
     ) -> None:
-        super().__init__(store)
+        super().__init__(store, attachments)
+        self.attachments = attachments
         self.sql_store = store
         self.catalogue = catalogue
         self.clients = clients
@@ -121,7 +124,7 @@ class ChatServer(ChatKitServer[RequestContext]):
         self.settings = settings
         self.history_items = settings.history_items
         self.model_timeout = settings.model_timeout_seconds
-        self.converter = HistoryConverter()
+        self.converter = HistoryConverter(attachments, settings.attachment_text_chars)
         # Built once per model: a turn only picks one.
         self.agent_models: dict[str, Model] = {
             model_id: client.agent_model(kit.planner) for model_id, client in clients.items()
