@@ -90,7 +90,14 @@ async def _two_phase(
     return _json(attachments.fresh(done, shown))
 
 
-router.add_api_route("/attachments/{attachment_id}/upload", _two_phase, methods=["POST", "PUT"])
+for _method in ("POST", "PUT"):
+    router.add_api_route(
+        "/attachments/{attachment_id}/upload",
+        _two_phase,
+        methods=[_method],
+        operation_id=f"upload_attachment_{_method.lower()}",
+        summary="Two-phase upload of an attachment's bytes (signed URL)",
+    )
 
 
 @router.post("/attachments")
