@@ -15,6 +15,7 @@ import pytest
 
 from .conftest import scripted_settings
 from .live import ChatKitClient, live_server
+from .pdfs import text_pdf
 from .scripted_provider import ScriptedProvider, Text
 
 SECRET = "attachments-test-secret-0123456789abcdef"
@@ -300,3 +301,55 @@ async def test_every_bad_upload_is_a_clear_4xx(
         {"type": "threads.create", "params": {"input": message("x", done["id"], done["id"])}}
     )
     assert await code_of(twice) == (400, "duplicate_attachment")
+
+
+async def test_upload_edges(users: tuple[ChatKitClient, ChatKitClient]) -> None:
+    alice, _ = users
+    created = (await create(alice, "p.png", len(PNG), "image/png")).json()
+    url = created["upload_descriptor"]["url"]
+    async with httpx.AsyncClient() as anonymous:
+        # Before the upload, the preview has nothing to show.
+        assert (await anonymous.get(created["preview_url"])).status_code == 404
+        expired = url.replace("expires=", "expires=1").split("&")[0] + "&signature=00"
+        assert (await anonymous.put(expired, content=PNG)).status_code == 404
+        # PUT with the raw bytes works as well as a multipart POST.
+        put = await anonymous.put(url, content=PNG, headers={"content-type": "image/png"})
+        assert put.status_code == 200 and put.json()["type"] == "image"
+        again = await anonymous.put(url, content=PNG)
+        assert again.status_code == 409 and again.json()["code"] == "already_uploaded"
+
+        # At the limit exactly, one byte more is cut off as too large.
+        full = (await create(alice, "f.txt", 64 * 1024, "text/plain")).json()
+        over = await anonymous.post(
+            full["upload_descriptor"]["url"], content=b"x" * (64 * 1024 + 1)
+        )
+        assert over.status_code == 413
+        # A Content-Length already past the limit is refused before reading.
+        huge = await anonymous.post(full["upload_descriptor"]["url"], content=b"x" * (200 * 1024))
+        assert huge.status_code == 413
+
+    def multipart(body: bytes, boundary: str | None = "b") -> dict[str, Any]:
+        kind = "multipart/form-data" + (f"; boundary={boundary}" if boundary else "")
+        return {"content": body, "headers": {"content-type": kind}}
+
+    part = b'--b\r\nContent-Disposition: form-data; name="file"%s\r\n\r\nabc\r\n'
+    cases = [
+        multipart(part % b'; filename="a.txt"' * 2 + b"--b--\r\n"),  # two files
+        multipart(part % b"" + b"--b--\r\n"),  # no filename
+        multipart(b"", boundary=None),  # no boundary
+    ]
+    for case in cases:
+        refused = await alice.http.post("/attachments", **case)
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid_upload", case
+
+
+async def test_a_pdf_reaches_the_model_as_its_text(
+    users: tuple[ChatKitClient, ChatKitClient], provider: ScriptedProvider
+) -> None:
+    alice, _ = users
+    pdf = text_pdf("Invoice total 42 euros")
+    attachment = await two_phase(alice, "invoice.pdf", pdf, "application/pdf")
+    provider.enqueue(Text("42 euros."))
+    await alice.stream("threads.create", input=message("", attachment["id"]))
+    (seen,) = model_requests(provider, "Invoice total 42 euros")
+    assert "invoice.pdf (application/pdf" in seen
