@@ -13,8 +13,10 @@ import httpx
 import jwt
 import pytest
 
+from chatkit_backend.config import load_settings
+
 from .conftest import scripted_settings
-from .live import ChatKitClient, live_server
+from .live import ChatKitClient, assistant_text, live_server
 from .pdfs import text_pdf
 from .scripted_provider import ScriptedProvider, Text
 
@@ -353,3 +355,21 @@ async def test_a_pdf_reaches_the_model_as_its_text(
     await alice.stream("threads.create", input=message("", attachment["id"]))
     (seen,) = model_requests(provider, "Invoice total 42 euros")
     assert "invoice.pdf (application/pdf" in seen
+
+
+async def test_the_offline_model_names_what_it_was_given(database_url: str) -> None:
+    settings = load_settings(database_url=database_url, model="offline", agent="chat")
+    with live_server(settings) as url:
+        client = ChatKitClient(url)
+        try:
+            notes = await two_phase(client, "notes.md", NOTES, "text/markdown")
+            image = await two_phase(client, "chart.png", PNG, "image/png")
+            events = await client.stream(
+                "threads.create", input=message("what are these?", notes["id"], image["id"])
+            )
+        finally:
+            await client.aclose()
+    reply = assistant_text(events)
+    assert "notes.md (text/markdown, 33 bytes), first line: “Quarterly notes”" in reply
+    assert f"chart.png (image/png, {len(PNG)} bytes)" in reply
+    assert "offline model" in reply
