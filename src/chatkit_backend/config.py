@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     attachment_url_secret: str | None = None
     # Characters of a text file the model reads; the rest is cut with a note.
     attachment_text_chars: int = Field(default=20_000, ge=100)
+    # Voice input (input.transcribe): a model such as openai/whisper-1; unset: off.
+    transcription_model: str | None = None
 
     # --- runs and limits ---
     rate_limit_messages_per_minute: int = Field(default=30, ge=1)
@@ -229,7 +231,9 @@ class Settings(BaseSettings):
     def _blank_budget_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("attachments_url", "attachment_url_secret", mode="before")
+    @field_validator(
+        "attachments_url", "attachment_url_secret", "transcription_model", mode="before"
+    )
     @classmethod
     def _blank_attachment_setting_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -242,6 +246,16 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme != "file" or parts.netloc or not parts.path.startswith("/"):
             raise ValueError("must be unset, `database`, or file:///absolute/directory")
+        return value
+
+    @field_validator("transcription_model")
+    @classmethod
+    def _openai_compatible_transcription(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("openai/") or value == "openai/"):
+            raise ValueError(
+                "must be openai/<model> (OpenAI, or an OpenAI-compatible server at "
+                "MODEL_API_BASE), for example openai/whisper-1"
+            )
         return value
 
     @field_validator("attachment_types", mode="before")

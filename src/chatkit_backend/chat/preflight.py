@@ -237,12 +237,18 @@ async def preflight(
     max_chars: int,
     choices: TurnChoices,
     attachments: Attachments | None = None,
+    audio_max_bytes: int | None = None,
 ) -> ThreadMetadata | None:
     """Raise an ApiError for a request that cannot succeed; return its thread if any."""
-    if isinstance(request, InputTranscribeReq) or (
+    if (isinstance(request, InputTranscribeReq) and audio_max_bytes is None) or (
         attachments is None and isinstance(request, AttachmentsCreateReq | AttachmentsDeleteReq)
     ):
         raise BadRequest(f"{request.type} is not enabled on this server.", code="not_enabled")
+    if isinstance(request, InputTranscribeReq) and audio_max_bytes is not None:
+        from ..attachments.transcription import decode_audio
+
+        decode_audio(request.params.audio_base64, request.params.mime_type, audio_max_bytes)
+        return None
     check_text(request)
     if isinstance(request, AttachmentsCreateReq) and attachments is not None:
         params = request.params

@@ -16,6 +16,7 @@ from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.types import (
     AssistantMessageContentPartTextDelta,
+    AudioInput,
     ChatKitReq,
     FeedbackKind,
     SyncCustomActionResponse,
@@ -23,6 +24,7 @@ from chatkit.types import (
     ThreadItemUpdatedEvent,
     ThreadMetadata,
     ThreadStreamEvent,
+    TranscriptionResult,
     UserMessageItem,
     UserMessageTextContent,
     WidgetItem,
@@ -36,6 +38,7 @@ from ..agent.kit import AgentKit
 from ..agent.models import ModelChoice, ModelClient, key_rejected
 from ..agent.setup import AgentSetup
 from ..agent.titles import generate_title
+from ..attachments.transcription import Transcriber
 from ..config import Settings
 from ..context import RequestContext
 from ..logs import bind
@@ -125,6 +128,9 @@ class ChatServer(ChatKitServer[RequestContext]):
         self.history_items = settings.history_items
         self.model_timeout = settings.model_timeout_seconds
         self.converter = HistoryConverter(attachments, settings.attachment_text_chars)
+        self.transcriber = Transcriber(settings) if settings.transcription_model else None
+        # The most audio input.transcribe takes (None: transcription is off).
+        self.audio_max_bytes = settings.attachment_max_bytes if self.transcriber else None
         # Built once per model: a turn only picks one.
         self.agent_models: dict[str, Model] = {
             model_id: client.agent_model(kit.planner) for model_id, client in clients.items()
@@ -325,6 +331,14 @@ class ChatServer(ChatKitServer[RequestContext]):
         context: RequestContext,
     ) -> SyncCustomActionResponse:
         return await self.kit.sync_action(thread, action, sender, context)
+
+    async def transcribe(
+        self, audio_input: AudioInput, context: RequestContext
+    ) -> TranscriptionResult:
+        # Preflight has checked that transcription is on and the audio is acceptable.
+        assert self.transcriber is not None
+        text = await self.transcriber.transcribe(audio_input.data, audio_input.mime_type)
+        return TranscriptionResult(text=text)
 
     async def add_feedback(
         self,
