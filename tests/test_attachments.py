@@ -184,9 +184,30 @@ async def test_direct_upload_of_a_text_file_is_read_by_the_model(
         await anonymous.aclose()
 
     provider.enqueue(Text("Revenue went up."))
-    await alice.stream("threads.create", input=message("Summarise", attachment["id"]))
+    events = await alice.stream("threads.create", input=message("Summarise", attachment["id"]))
     seen = model_requests(provider, "Revenue went up.")
     assert len(seen) == 1 and "notes.md" in seen[0] and "Quarterly notes" in seen[0]
+
+    # The REST conversation and its exports list the attachment with a download link.
+    thread_id = events[0]["thread"]["id"]
+    detail = (await alice.http.get(f"/api/conversations/{thread_id}")).json()
+    (listed,) = detail["messages"][0]["attachments"]
+    assert {k: listed[k] for k in ("id", "name", "mime_type", "size")} == {
+        "id": attachment["id"],
+        "name": "notes.md",
+        "mime_type": "text/markdown",
+        "size": len(NOTES),
+    }
+    assert "attachments" not in detail["messages"][1]
+    async with httpx.AsyncClient() as browser:
+        download = await browser.get(listed["url"])
+    assert download.content == NOTES
+    assert download.headers["content-disposition"].startswith("attachment;")
+    markdown = await alice.http.get(f"/api/conversations/{thread_id}/export?format=markdown")
+    assert f"- `notes.md` (text/markdown, {len(NOTES)} bytes) <http" in markdown.text
+    exported = await alice.http.get(f"/api/conversations/{thread_id}/export")
+    assert exported.json()["messages"][0]["attachments"][0]["name"] == "notes.md"
+    assert (await bob.http.get(f"/api/conversations/{thread_id}/export")).status_code == 404
 
     # Bob's message naming it is refused before anything runs.
     refused = await bob.post(

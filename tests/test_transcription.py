@@ -50,9 +50,7 @@ async def test_bad_audio_is_a_clear_4xx(client: ChatKitClient, provider: Scripte
     ]
     for body, status, code in cases:
         response = await client.post(body)
-        assert (response.status_code, response.json().get("code")) == (status, code), (
-            response.text
-        )
+        assert (response.status_code, response.json().get("code")) == (status, code), response.text
     assert provider.transcriptions == []
 
 

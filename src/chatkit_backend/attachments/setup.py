@@ -30,4 +30,7 @@ def open_attachments(settings: Settings, engine: AsyncEngine, store: SQLStore) -
     )
     store.blobs = blobs
     store.present = attachments.fresh
+    store.attachment_link = lambda attachment_id, ctx: str(
+        attachments.preview_url(attachment_id, ctx)
+    )
     return attachments

@@ -154,6 +154,8 @@ class SQLStore(Store[RequestContext]):
         # (an image's preview URL is signed afresh on every read).
         self.blobs: BlobStorage | None = None
         self.present: Callable[[Attachment, RequestContext], Attachment] | None = None
+        # A signed download URL for an attachment id (REST conversations and exports).
+        self.attachment_link: Callable[[str, RequestContext], str] | None = None
 
     def _presented(self, item: T, context: RequestContext) -> T:
         if self.present is None or not isinstance(item, UserMessageItem) or not item.attachments:
