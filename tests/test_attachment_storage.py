@@ -14,6 +14,7 @@ from chatkit_backend.attachments.blobs import (
     BlobStorage,
     DatabaseBlobs,
     DirectoryBlobs,
+    S3Blobs,
     open_blobs,
 )
 from chatkit_backend.chat.store import SQLStore, new_id
@@ -22,11 +23,25 @@ from chatkit_backend.config import ConfigError, load_settings
 from chatkit_backend.context import RequestContext
 from chatkit_backend.maintenance import purge_threads, purge_unsent_attachments
 
+from .s3_server import S3_ENV, new_bucket, s3_endpoint  # noqa: F401 (a fixture)
+
 CTX = RequestContext(user_id="u1")
 
 
-@pytest.fixture(params=["database", "directory"])
-def blobs(request: pytest.FixtureRequest, engine: AsyncEngine, tmp_path: Path) -> BlobStorage:
+@pytest.fixture(params=["database", "directory", "s3"])
+def blobs(
+    request: pytest.FixtureRequest,
+    engine: AsyncEngine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> BlobStorage:
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        for name, value in S3_ENV.items():
+            monkeypatch.setenv(name, value)
+        s3 = open_blobs(f"s3://{new_bucket(endpoint)}/files", engine, endpoint)
+        assert isinstance(s3, S3Blobs)
+        return s3
     if request.param == "database":
         storage = open_blobs(None, engine)
         assert isinstance(storage, DatabaseBlobs)
@@ -60,7 +75,8 @@ def test_attachments_url_is_checked() -> None:
     assert load_settings(attachments_url="file:///var/files").attachments_url == "file:///var/files"
     assert load_settings(attachments_url=" ").attachments_url is None
     assert load_settings(attachments_url="database").attachments_url == "database"
-    for bad in ("file://host/x", "file:relative", "ftp://x/y"):
+    assert load_settings(attachments_url="s3://b/p").attachments_url == "s3://b/p"
+    for bad in ("file://host/x", "file:relative", "ftp://x/y", "s3:///nobucket"):
         with pytest.raises(ConfigError, match="ATTACHMENTS_URL"):
             load_settings(attachments_url=bad)
     with pytest.raises(ValueError, match="unsupported"):

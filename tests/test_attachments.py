@@ -18,6 +18,7 @@ from chatkit_backend.config import load_settings
 from .conftest import scripted_settings
 from .live import ChatKitClient, assistant_text, live_server
 from .pdfs import text_pdf
+from .s3_server import S3_ENV, new_bucket, s3_endpoint  # noqa: F401 (a fixture)
 from .scripted_provider import ScriptedProvider, Text
 
 SECRET = "attachments-test-secret-0123456789abcdef"
@@ -30,20 +31,35 @@ def bearer(user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture(params=["database", "directory"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    return None if request.param == "database" else f"file://{tmp_path / 'files'}"
+@pytest.fixture(params=["database", "directory", "s3"])
+def storage(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """ATTACHMENTS_URL (and its endpoint) of each storage."""
+    if request.param == "database":
+        return {}
+    if request.param == "directory":
+        return {"attachments_url": f"file://{tmp_path / 'files'}"}
+    endpoint = request.getfixturevalue("s3_endpoint")
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    return {
+        "attachments_url": f"s3://{new_bucket(endpoint)}/chat",
+        "attachments_s3_endpoint": endpoint,
+    }
 
 
 @pytest.fixture
-def server_url(database_url: str, provider: ScriptedProvider, storage: str | None) -> Iterator[str]:
+def server_url(
+    database_url: str, provider: ScriptedProvider, storage: dict[str, Any]
+) -> Iterator[str]:
     settings = scripted_settings(
         database_url,
         provider,
         better_auth_secret=SECRET,
-        attachments_url=storage,
         attachment_max_bytes=64 * 1024,
         max_attachments_per_message=2,
+        **storage,
     )
     with live_server(settings) as url:
         yield url

@@ -102,7 +102,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
         engine = db.create_engine(settings.async_database_url)
         try:
             await db.migrate(engine)
-            blobs = open_blobs(settings.attachments_url, engine)
+            blobs = open_blobs(settings.attachments_url, engine, settings.attachments_s3_endpoint)
             threads = await purge_threads(engine, timedelta(seconds=args.older_than), blobs)
             return threads, await purge_unsent_attachments(engine, blobs)
         finally:

@@ -65,8 +65,11 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=15.0, gt=0)
 
     # --- attachments ---
-    # Where attachment bytes go: unset (the database) or file:///absolute/directory.
+    # Where attachment bytes go: unset (the database), file:///absolute/directory, or
+    # s3://bucket/prefix (credentials from AWS_*).
     attachments_url: str | None = None
+    # The S3-compatible endpoint for s3:// (MinIO, R2, ...); unset: AWS.
+    attachments_s3_endpoint: str | None = None
     attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     # Accepted MIME types, comma-separated; unset: common images, PDF, text, Markdown,
     # CSV, JSON and Office documents (attachments/rules.py).
@@ -232,7 +235,11 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
-        "attachments_url", "attachment_url_secret", "transcription_model", mode="before"
+        "attachments_url",
+        "attachments_s3_endpoint",
+        "attachment_url_secret",
+        "transcription_model",
+        mode="before",
     )
     @classmethod
     def _blank_attachment_setting_is_unset(cls, value: object) -> object:
@@ -244,8 +251,12 @@ class Settings(BaseSettings):
         if value is None or value == "database":
             return value
         parts = urlsplit(value)
+        if parts.scheme == "s3" and parts.netloc and not parts.query:
+            return value
         if parts.scheme != "file" or parts.netloc or not parts.path.startswith("/"):
-            raise ValueError("must be unset, `database`, or file:///absolute/directory")
+            raise ValueError(
+                "must be unset, `database`, file:///absolute/directory or s3://bucket/prefix"
+            )
         return value
 
     @field_validator("transcription_model")

@@ -2,7 +2,10 @@
 
 - unset / `database`: a table of the service database (SQLite or PostgreSQL), so N
   instances on one PostgreSQL share the bytes with nothing more to run;
-- `file:///path`: one file per attachment in a local directory.
+- `file:///path`: one file per attachment in a local directory;
+- `s3://bucket/prefix`: an S3-compatible object store (AWS, MinIO, R2, ...) through
+  obstore, credentials from the usual AWS_* variables, ATTACHMENTS_S3_ENDPOINT for a
+  store other than AWS.
 
 Blobs are keyed by the attachment id (server-generated, `atc_` + hex): a file name
 given by a user is never part of a path.
@@ -15,7 +18,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 from uuid import uuid4
 
@@ -23,6 +26,9 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .tables import AttachmentBlobRow
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig
 
 # The only keys ever stored: what store.new_id("attachment") makes.
 _KEY = re.compile(r"^atc_[0-9a-f]{8,64}$")
@@ -108,11 +114,51 @@ class DirectoryBlobs:
         await asyncio.to_thread(self._remove, [k for k in keys if _KEY.match(k)])
 
 
-def open_blobs(url: str | None, engine: AsyncEngine) -> BlobStorage:
+class S3Blobs:
+    """Bytes as objects named by attachment id under the URL's prefix."""
+
+    def __init__(self, url: str, endpoint: str | None = None) -> None:
+        from obstore.store import S3Store
+
+        # A MinIO on a private network often speaks plain HTTP; obstore refuses it unasked.
+        options: ClientConfig = {"allow_http": endpoint.startswith("http://")} if endpoint else {}
+        if endpoint:
+            self.store = S3Store.from_url(url, client_options=options, endpoint=endpoint)
+        else:
+            self.store = S3Store.from_url(url)
+
+    async def put(self, key: str, data: bytes) -> None:
+        import obstore
+
+        await obstore.put_async(self.store, _checked(key), data)
+
+    async def get(self, key: str) -> bytes | None:
+        import obstore
+
+        if not _KEY.match(key):
+            return None
+        try:
+            result = await obstore.get_async(self.store, key)
+            return bytes(await result.bytes_async())
+        except FileNotFoundError:  # (what obstore's NotFoundError is)
+            return None
+
+    async def delete(self, keys: Iterable[str]) -> None:
+        import obstore
+
+        keys = [k for k in keys if _KEY.match(k)]
+        if keys:
+            # (Deleting a missing object is no error on S3.)
+            await obstore.delete_async(self.store, keys)
+
+
+def open_blobs(url: str | None, engine: AsyncEngine, s3_endpoint: str | None = None) -> BlobStorage:
     """The storage ATTACHMENTS_URL names (validated in config.py)."""
     if not url or url == "database":
         return DatabaseBlobs(engine)
     parts = urlsplit(url)
     if parts.scheme == "file":
         return DirectoryBlobs(Path(unquote(parts.path)))
+    if parts.scheme == "s3":
+        return S3Blobs(url, s3_endpoint)
     raise ValueError(f"unsupported ATTACHMENTS_URL scheme: {parts.scheme}")

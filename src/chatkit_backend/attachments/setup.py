@@ -21,7 +21,7 @@ def rules_from(settings: Settings) -> UploadRules:
 
 
 def open_attachments(settings: Settings, engine: AsyncEngine, store: SQLStore) -> Attachments:
-    blobs = open_blobs(settings.attachments_url, engine)
+    blobs = open_blobs(settings.attachments_url, engine, settings.attachments_s3_endpoint)
     attachments = Attachments(
         store,
         blobs,
