@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatkit_backend.attachments.blobs import DatabaseBlobs
@@ -11,6 +12,7 @@ from chatkit_backend.attachments.service import Attachments
 from chatkit_backend.attachments.signing import UrlSigner
 from chatkit_backend.chat.store import SQLStore
 from chatkit_backend.context import RequestContext
+from chatkit_backend.errors import NotFound
 
 from .pdfs import text_pdf
 
@@ -54,6 +56,16 @@ async def test_each_kind_as_the_model_reads_it(engine: AsyncEngine) -> None:
     await attachments.blobs.delete([doc.id])
     (gone,) = await attachment_parts(doc, attachments, 1000)
     assert gone["text"] == "[Attachment d.doc: not available]"
+
+
+async def test_only_the_owner_deletes(engine: AsyncEngine) -> None:
+    attachments = service(engine)
+    mine = await attachments.create_uploaded("a.txt", "text/plain", b"abc", CTX)
+    with pytest.raises(NotFound):
+        await attachments.delete_attachment(mine.id, RequestContext(user_id="u2"))
+    assert await attachments.blobs.get(mine.id) == b"abc"
+    await attachments.delete_attachment(mine.id, CTX)
+    assert await attachments.blobs.get(mine.id) is None
 
 
 def test_pdf_text_stops_reading_past_the_budget() -> None:

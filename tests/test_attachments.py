@@ -336,6 +336,10 @@ async def test_every_bad_upload_is_a_clear_4xx(
         {"type": "threads.create", "params": {"input": message("x", done["id"], *more)}}
     )
     assert await code_of(too_many) == (400, "too_many_attachments")
+    control = await alice.post(
+        {"type": "threads.create", "params": {"input": message("x", "atc_\u0085")}}
+    )
+    assert await code_of(control) == (400, "invalid_text")
     twice = await alice.post(
         {"type": "threads.create", "params": {"input": message("x", done["id"], done["id"])}}
     )

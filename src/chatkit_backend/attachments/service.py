@@ -56,9 +56,6 @@ class Attachments(AttachmentStore[RequestContext]):
         self.rules = rules
         self.signer = signer
 
-    def generate_attachment_id(self, mime_type: str, context: RequestContext) -> str:
-        return new_id("attachment")
-
     def _new(
         self, name: str, mime_type: str, size: int, context: RequestContext, *, uploaded: bool
     ) -> Attachment:
