@@ -13,6 +13,7 @@ import httpx
 import jwt
 import pytest
 
+from chatkit_backend.agent.titles import TITLE_PROMPT
 from chatkit_backend.config import load_settings
 
 from .conftest import scripted_settings
@@ -396,6 +397,10 @@ async def test_a_pdf_reaches_the_model_as_its_text(
     await alice.stream("threads.create", input=message("", attachment["id"]))
     (seen,) = model_requests(provider, "Invoice total 42 euros")
     assert "invoice.pdf (application/pdf" in seen
+    # With no text of its own, the title request is given the file's name.
+    assert model_requests(provider, TITLE_PROMPT) and all(
+        "invoice.pdf" in body for body in model_requests(provider, TITLE_PROMPT)
+    )
 
 
 async def test_the_offline_model_names_what_it_was_given(database_url: str) -> None:

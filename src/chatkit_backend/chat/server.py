@@ -236,7 +236,11 @@ class ChatServer(ChatKitServer[RequestContext]):
             # Runs beside the reply so a real model's title costs no extra latency. Started
             # only here, where the try below awaits or cancels it: history that cannot be
             # read or a factory that raises must not leave a model request running alone.
-            title_task = asyncio.create_task(generate_title(client, user_text(input_user_message)))
+            # A message of attachments alone is titled after their names.
+            first = user_text(input_user_message) or ", ".join(
+                a.name for a in input_user_message.attachments
+            )
+            title_task = asyncio.create_task(generate_title(client, first))
         deadline = loop.call_later(self.model_timeout, on_deadline)
         try:
             events = stream_agent_response(agent_context, result)
