@@ -144,7 +144,24 @@ export async function stopRun(threadId) {
   await post(`/api/conversations/${encodeURIComponent(threadId)}/stop`, {});
 }
 
-export function userInput(text, model = null) {
+export function userInput(text, model = null, attachments = []) {
   const options = model ? { model } : {};
-  return { content: [{ type: "input_text", text }], attachments: [], inference_options: options };
+  return { content: [{ type: "input_text", text }], attachments, inference_options: options };
+}
+
+/** The direct upload: one multipart POST /attachments; answers the attachment. */
+export async function uploadAttachment(file) {
+  const h = {};
+  const token = getToken();
+  if (token) h.authorization = `Bearer ${token}`;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  let response;
+  try {
+    response = await fetch("/attachments", { method: "POST", headers: h, body: form });
+  } catch {
+    throw new ApiError("Cannot reach the server. Check your connection and try again.");
+  }
+  if (!response.ok) throw await errorFrom(response);
+  return response.json();
 }
