@@ -149,19 +149,28 @@ export function userInput(text, model = null, attachments = []) {
   return { content: [{ type: "input_text", text }], attachments, inference_options: options };
 }
 
-/** The direct upload: one multipart POST /attachments; answers the attachment. */
-export async function uploadAttachment(file) {
-  const h = {};
-  const token = getToken();
-  if (token) h.authorization = `Bearer ${token}`;
-  const form = new FormData();
-  form.append("file", file, file.name);
-  let response;
-  try {
-    response = await fetch("/attachments", { method: "POST", headers: h, body: form });
-  } catch {
-    throw new ApiError("Cannot reach the server. Check your connection and try again.");
-  }
-  if (!response.ok) throw await errorFrom(response);
-  return response.json();
+/** The direct upload: one multipart POST /attachments; answers the attachment.
+ * XMLHttpRequest rather than fetch: only it reports upload progress. */
+export function uploadAttachment(file, onProgress = () => {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/attachments");
+    const token = getToken();
+    if (token) xhr.setRequestHeader("authorization", `Bearer ${token}`);
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    };
+    xhr.onerror = () => reject(new ApiError("Cannot reach the server. Check your connection and try again."));
+    xhr.onload = async () => {
+      const response = new Response(xhr.responseText, {
+        status: xhr.status,
+        headers: { "content-type": xhr.getResponseHeader("content-type") || "" },
+      });
+      if (!response.ok) reject(await errorFrom(response));
+      else resolve(await response.json());
+    };
+    const form = new FormData();
+    form.append("file", file, file.name);
+    xhr.send(form);
+  });
 }

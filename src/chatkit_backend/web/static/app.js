@@ -526,7 +526,10 @@ async function addFiles(files) {
     entry.node.append(remove);
     state.files.push(entry);
     renderPendingFiles();
-    api.uploadAttachment(file).then(
+    const progress = (share) => {
+      if (!entry.id && !entry.error) status.textContent = `uploading… ${Math.round(share * 100)}%`;
+    };
+    api.uploadAttachment(file, progress).then(
       (attachment) => {
         entry.id = attachment.id;
         entry.node.classList.remove("uploading");
