@@ -183,6 +183,9 @@ class ScriptedProvider:
     def __init__(self) -> None:
         self.requests: list[Body] = []
         self.streams: list[StreamRecord] = []
+        # /audio/transcriptions: each request's raw (multipart) body, and the answer.
+        self.transcriptions: list[bytes] = []
+        self.transcript = "scripted transcript"
         self._queue: deque[Reply] = deque()
         self._routes: list[tuple[Predicate, Reply]] = []
         self._changed = threading.Condition()
@@ -367,6 +370,11 @@ class ScriptedProvider:
         keep_alive = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
 
         path = target.split("?", 1)[0].rstrip("/")
+        if method == "POST" and path.endswith("/audio/transcriptions"):
+            with self._changed:
+                self.transcriptions.append(raw)
+            body = {"text": self.transcript}
+            return await conn.send(_json_response(200, body, keep_alive)) and keep_alive
         if method != "POST" or not path.endswith("/chat/completions"):
             status = 404 if method in ("GET", "POST") else 405
             body = _error_body(status, f"{method} {path} is not served here")

@@ -169,17 +169,19 @@ async def test_a_locked_thread_refuses_new_messages(
     assert len(await client.items(thread_id)) == 2, "nothing was added"
 
 
-async def test_attachments_and_transcription_say_not_enabled(client: ChatKitClient) -> None:
-    requests = [
-        {
-            "type": "attachments.create",
-            "params": {"name": "a.txt", "size": 3, "mime_type": "text/plain"},
-        },
-        {"type": "attachments.delete", "params": {"attachment_id": "atc_1"}},
-        {"type": "input.transcribe", "params": {"audio_base64": "AAAA", "mime_type": "audio/webm"}},
-    ]
-    for body in requests:
-        assert "not enabled" in str(assert_problem(await client.post(body), 400)["detail"])
+async def test_transcription_says_not_enabled_and_unknown_attachments_are_404(
+    client: ChatKitClient,
+) -> None:
+    body = {
+        "type": "input.transcribe",
+        "params": {"audio_base64": "AAAA", "mime_type": "audio/webm"},
+    }
+    assert "not enabled" in str(assert_problem(await client.post(body), 400)["detail"])
+    gone = {"type": "attachments.delete", "params": {"attachment_id": "atc_1"}}
+    assert assert_problem(await client.post(gone), 404)["code"] == "attachment_not_found"
+    unknown = {**user_input("look"), "attachments": ["atc_0123456789abcdef"]}
+    sent = await client.post({"type": "threads.create", "params": {"input": unknown}})
+    assert assert_problem(sent, 404)["code"] == "attachment_not_found"
 
 
 async def test_thread_list_limit_is_capped_and_update_delete_work(

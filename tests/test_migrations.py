@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Every table module, so Base.metadata holds all of them (as the app's imports make it).
+from chatkit_backend.attachments import tables as _attachment_tables  # noqa: F401
 from chatkit_backend.chat import tables as _chat_tables  # noqa: F401
 from chatkit_backend.db import Base
 from chatkit_backend.runs import tables as _runs_tables  # noqa: F401

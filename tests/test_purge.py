@@ -93,6 +93,7 @@ async def test_purge_removes_old_threads_and_everything_attached(
     )
     assert result.returncode == 0, result.stderr
     assert "purged 1 thread" in result.stdout
+    assert "purged 0 attachments never sent in a message within a day" in result.stdout
 
     for table in (ThreadRow, ItemRow, AttachmentRow, FeedbackRow, UsageRow):
         assert await count(engine, table, "thr_old") == 0, table

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import db
 from .agent.catalogue import build_catalogue
 from .agent.models_api import router as models_router
+from .attachments.routes import router as attachments_router
+from .attachments.setup import open_attachments
 from .auth import authenticator
 from .chat.conversations import router as conversations_router
 from .chat.debug import router as debug_router
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = db.engine_for(settings)
         await db.migrate_for(settings, engine)
         store = SQLStore(engine)
+        attachments = open_attachments(settings, engine, store)
+        app.state.attachments = attachments
         catalogue = build_catalogue(settings)
         default = catalogue.default.choice
         log.info("model: %s (%s)", default.name, default.reason)
@@ -70,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.catalogue = catalogue
         app.state.run_tasks = RunTasks()
-        chat = ChatRuntime(settings, catalogue, engine, store)
+        chat = ChatRuntime(settings, catalogue, engine, store, attachments)
         chat.start()
         app.state.chat = chat
         registry = RunRegistry(
@@ -149,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return answer
 
     app.include_router(chatkit_router)
+    app.include_router(attachments_router)
     app.include_router(conversations_router)
     app.include_router(seed_frontend_router)
     app.include_router(seed_conversations_router)

@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import jwt
@@ -231,7 +232,7 @@ async def current_context(request: Request) -> RequestContext:
     """The RequestContext of the caller (FastAPI dependency)."""
     ctx = await authenticator(request.app).context(request)
     bind(user_id=ctx.user_id)
-    return ctx
+    return replace(ctx, base_url=str(request.base_url))
 
 
 def issue_token(settings: Settings, user_id: str, ttl_seconds: int) -> str:

@@ -93,22 +93,29 @@ def prepare_metrics_dir(workers: int) -> str | None:
 
 def cmd_purge(args: argparse.Namespace) -> int:
     from . import db
-    from .maintenance import purge_threads
+    from .attachments.blobs import open_blobs
+    from .maintenance import purge_threads, purge_unsent_attachments
 
     settings = _settings_or_exit()
 
-    async def run() -> int:
+    async def run() -> tuple[int, int]:
         engine = db.engine_for(settings)
         try:
             await db.migrate_for(settings, engine)
-            return await purge_threads(engine, timedelta(seconds=args.older_than))
+            blobs = open_blobs(settings.attachments_url, engine, settings.attachments_s3_endpoint)
+            threads = await purge_threads(engine, timedelta(seconds=args.older_than), blobs)
+            return threads, await purge_unsent_attachments(engine, blobs)
         finally:
             await engine.dispose()
 
-    count = asyncio.run(run())
+    count, unsent = asyncio.run(run())
     print(
         f"purged {count} thread{'s' if count != 1 else ''} with their items, "
         "attachments, feedback and usage"
+    )
+    print(
+        f"purged {unsent} attachment{'s' if unsent != 1 else ''} "
+        "never sent in a message within a day"
     )
     return 0
 

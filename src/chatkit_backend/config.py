@@ -76,6 +76,24 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=4000, ge=1)
     heartbeat_seconds: float = Field(default=15.0, gt=0)
 
+    # --- attachments ---
+    # Where attachment bytes go: unset (the database), file:///absolute/directory, or
+    # s3://bucket/prefix (credentials from AWS_*).
+    attachments_url: str | None = None
+    # The S3-compatible endpoint for s3:// (MinIO, R2, ...); unset: AWS.
+    attachments_s3_endpoint: str | None = None
+    attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    # Accepted MIME types, comma-separated; unset: common images, PDF, text, Markdown,
+    # CSV, JSON and Office documents (attachments/rules.py).
+    attachment_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_attachments_per_message: int = Field(default=10, ge=0)
+    # Signs preview and upload URLs; unset: the auth secret, else one per process.
+    attachment_url_secret: str | None = None
+    # Characters of a text file the model reads; the rest is cut with a note.
+    attachment_text_chars: int = Field(default=20_000, ge=100)
+    # Voice input (input.transcribe): a model such as openai/whisper-1; unset: off.
+    transcription_model: str | None = None
+
     # --- runs and limits ---
     rate_limit_messages_per_minute: int = Field(default=30, ge=1)
     max_concurrent_runs_per_user: int = Field(default=3, ge=1)
@@ -234,6 +252,52 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_budget_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(
+        "attachments_url",
+        "attachments_s3_endpoint",
+        "attachment_url_secret",
+        "transcription_model",
+        mode="before",
+    )
+    @classmethod
+    def _blank_attachment_setting_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("attachments_url")
+    @classmethod
+    def _known_attachment_storage(cls, value: str | None) -> str | None:
+        if value is None or value == "database":
+            return value
+        parts = urlsplit(value)
+        if parts.scheme == "s3" and parts.netloc and not parts.query:
+            return value
+        if parts.scheme != "file" or parts.netloc or not parts.path.startswith("/"):
+            raise ValueError(
+                "must be unset, `database`, file:///absolute/directory or s3://bucket/prefix"
+            )
+        return value
+
+    @field_validator("transcription_model")
+    @classmethod
+    def _openai_compatible_transcription(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("openai/") or value == "openai/"):
+            raise ValueError(
+                "must be openai/<model> (OpenAI, or an OpenAI-compatible server at "
+                "MODEL_API_BASE), for example openai/whisper-1"
+            )
+        return value
+
+    @field_validator("attachment_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            types = [t.strip().lower() for t in value.split(",") if t.strip()]
+            for kind in types:
+                if not re.fullmatch(r"[a-z0-9.+-]+/[a-z0-9.+-]+", kind):
+                    raise ValueError(f"{kind!r} is not a MIME type like image/png")
+            return types
+        return value
 
     @field_validator("log_format", mode="before")
     @classmethod

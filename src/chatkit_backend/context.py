@@ -23,3 +23,6 @@ class RequestContext:
     # The caller's bearer token, for MCP servers configured to act as the user
     # (forward_user_token). A credential: never in a repr, and so never in a log line.
     bearer_token: str | None = field(default=None, repr=False)
+    # Where the caller reached this server (scheme://host[:port]/), for the signed
+    # attachment URLs it is given (attachments/signing.py).
+    base_url: str | None = None

@@ -57,6 +57,14 @@ class PayloadTooLarge(ApiError):
     status, title = 413, "Payload Too Large"
 
 
+class UnsupportedMediaType(ApiError):
+    status, title = 415, "Unsupported Media Type"
+
+
+class UnprocessableContent(ApiError):
+    status, title = 422, "Unprocessable Content"
+
+
 class TooManyRequests(ApiError):
     status, title = 429, "Too Many Requests"
 

@@ -1,8 +1,10 @@
-"""Operator jobs: purge old threads with everything that hangs off them."""
+"""Operator jobs: purge old threads with everything that hangs off them, and attachments
+uploaded but never sent in a message."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,13 +13,43 @@ from .chat.tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 from .db import utcnow
 from .runs.tables import ActiveRunRow, UsageRow
 
+if TYPE_CHECKING:
+    from .attachments.blobs import BlobStorage
+
 BATCH = 500
+# An attachment not sent in a message within this long was abandoned in the composer.
+UNSENT_ATTACHMENT_AGE = timedelta(days=1)
 
 
-async def purge_threads(engine: AsyncEngine, older_than: timedelta) -> int:
+async def purge_unsent_attachments(
+    engine: AsyncEngine, blobs: BlobStorage, older_than: timedelta = UNSENT_ATTACHMENT_AGE
+) -> int:
+    """Delete attachments (record and bytes) never sent in a message; return how many."""
+    cutoff = utcnow() - older_than
+    purged = 0
+    while True:
+        async with engine.begin() as conn:
+            ids = list(
+                await conn.scalars(
+                    select(AttachmentRow.id)
+                    .where(AttachmentRow.thread_id.is_(None), AttachmentRow.created_at < cutoff)
+                    .limit(BATCH)
+                )
+            )
+            if not ids:
+                return purged
+            await conn.execute(delete(AttachmentRow).where(AttachmentRow.id.in_(ids)))
+        await blobs.delete(ids)
+        purged += len(ids)
+
+
+async def purge_threads(
+    engine: AsyncEngine, older_than: timedelta, blobs: BlobStorage | None = None
+) -> int:
     """Delete threads with no activity for `older_than`, in batches; return how many.
 
-    A thread with a run in progress is left alone whatever its age.
+    A thread with a run in progress is left alone whatever its age. With `blobs`, the
+    bytes of the threads' attachments go too.
     """
     cutoff = utcnow() - older_than
     purged = 0
@@ -35,7 +67,12 @@ async def purge_threads(engine: AsyncEngine, older_than: timedelta) -> int:
             )
             if not ids:
                 return purged
+            files = list(
+                await conn.scalars(select(AttachmentRow.id).where(AttachmentRow.thread_id.in_(ids)))
+            )
             for table in (ItemRow, AttachmentRow, FeedbackRow, UsageRow):
                 await conn.execute(delete(table).where(table.thread_id.in_(ids)))
             await conn.execute(delete(ThreadRow).where(ThreadRow.id.in_(ids)))
+        if blobs is not None and files:
+            await blobs.delete(files)
         purged += len(ids)

@@ -46,7 +46,7 @@ async def test_the_page_is_public_and_under_a_strict_content_security_policy(
     assert csp["script-src"] == ["'self'"]
     assert csp["style-src"] == ["'self'"]
     assert csp["connect-src"] == ["'self'"]
-    assert csp["img-src"] == ["'self'", "data:"]
+    assert csp["img-src"] == ["'self'", "data:", "blob:"]
     assert csp["frame-ancestors"] == ["'none'"]
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["x-content-type-options"] == "nosniff"

@@ -66,6 +66,9 @@ class Conversation:
     tool_results: Sequence[ToolResult] = ()
     tool_names: frozenset[str] = frozenset()
     instructions: str = ""
+    # The newest user message's attachments as the model input describes them
+    # (attachments/model_input.py): "[Attached file: name (type, size)]\ncontent".
+    attachments: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,33 @@ def _text_of(content: Any) -> str:
     return "".join(parts)
 
 
+# How attachment parts of a user message begin (attachments/model_input.py).
+ATTACHMENT_MARKS = ("[Attached image: ", "[Attached file: ", "[Attachment ")
+
+
+def _split_attachments(content: Any) -> tuple[str, tuple[str, ...]]:
+    """A user message's own text, and its attachment parts' texts."""
+    if not isinstance(content, list):
+        return _text_of(content), ()
+    texts = [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    attached = tuple(t for t in texts if t.startswith(ATTACHMENT_MARKS))
+    return "".join(t for t in texts if not t.startswith(ATTACHMENT_MARKS)), attached
+
+
+def acknowledge(attachments: Sequence[str]) -> str:
+    """What the offline model says it was given: each attachment's name, type and size,
+    and a text file's first line, so the whole attachment path can be tried with no key."""
+    lines = []
+    for part in attachments:
+        header, _, body = part.partition("\n")
+        line = f"- {header.strip('[]')}"
+        first = next((ln.strip() for ln in body.splitlines() if ln.strip()), "")
+        if first:
+            line += f", first line: “{first[:120]}”"
+        lines.append(line)
+    return "You attached:\n" + "\n".join(lines)
+
+
 def _parse_json(raw: Any) -> Any:
     if not isinstance(raw, str):
         return raw
@@ -106,16 +136,17 @@ def read_conversation(
     if isinstance(input, str):
         return Conversation(user_text=input, tool_names=names, instructions=instructions or "")
     user_text = ""
+    attachments: tuple[str, ...] = ()
     calls: dict[str, tuple[str, dict[str, Any]]] = {}
     results: list[ToolResult] = []
     for raw in input:
         item: dict[str, Any] = dict(raw)
         kind = item.get("type", "message")
         if kind == "message" and item.get("role") == "user":
-            text = _text_of(item.get("content"))
+            text, attached = _split_attachments(item.get("content"))
             # Hidden context notes (e.g. "the user cancelled") are not what the user said.
             if not text.startswith("Hidden context for the agent"):
-                user_text, calls, results = text, {}, []
+                user_text, attachments, calls, results = text, attached, {}, []
         elif kind == "function_call":
             args = _parse_json(item.get("arguments"))
             calls[str(item.get("call_id"))] = (
@@ -125,7 +156,7 @@ def read_conversation(
         elif kind == "function_call_output":
             name, args = calls.get(str(item.get("call_id")), ("", {}))
             results.append(ToolResult(name, args, _parse_json(item.get("output"))))
-    return Conversation(user_text, tuple(results), names, instructions or "")
+    return Conversation(user_text, tuple(results), names, instructions or "", attachments)
 
 
 def split_deltas(text: str) -> list[str]:
@@ -161,7 +192,10 @@ class OfflineModel(Model):
         tools: list[Tool],
     ) -> tuple[Conversation, Plan]:
         conversation = read_conversation(input, tools, system_instructions)
-        return conversation, self.planner(conversation)
+        plan = self.planner(conversation)
+        if conversation.attachments and plan.text:
+            plan = Plan(f"{acknowledge(conversation.attachments)}\n\n{plan.text}", plan.tool_calls)
+        return conversation, plan
 
     async def get_response(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -64,11 +64,27 @@ class ToolCall(BaseModel):
     result: Any
 
 
+class MessageAttachment(BaseModel):
+    id: str
+    name: str
+    mime_type: str
+    size: int | None = Field(default=None, description="Bytes, as uploaded.")
+    url: str | None = Field(
+        default=None,
+        description="A download link, signed and short-lived (no bearer needed); absent "
+        "when attachments are not set up.",
+    )
+
+
 class Message(BaseModel):
     id: str
     role: Literal["user", "assistant"]
     content: str
     created_at: UtcDatetime
+    # Absent, not empty, on messages without attachments.
+    attachments: list[MessageAttachment] | None = Field(
+        default=None, exclude_if=lambda files: not files
+    )
     # Absent, not empty, on messages without tool calls.
     tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=lambda calls: not calls)
     model: str | None = Field(
@@ -127,8 +143,27 @@ def tool_call_of(item: HiddenContextItem) -> ToolCall | None:
     )
 
 
-def messages_of(items: Sequence[ThreadItem]) -> list[Message]:
-    """User and assistant messages in order, tool calls on the reply that follows them."""
+def attachments_of(
+    item: UserMessageItem, link: Callable[[str], str] | None
+) -> list[MessageAttachment] | None:
+    files = [
+        MessageAttachment(
+            id=a.id,
+            name=a.name,
+            mime_type=a.mime_type,
+            size=size if isinstance(size := (a.metadata or {}).get("size"), int) else None,
+            url=link(a.id) if link else None,
+        )
+        for a in item.attachments
+    ]
+    return files or None
+
+
+def messages_of(
+    items: Sequence[ThreadItem], link: Callable[[str], str] | None = None
+) -> list[Message]:
+    """User and assistant messages in order, tool calls on the reply that follows them;
+    `link` makes an attachment's download URL."""
     messages: list[Message] = []
     calls: list[ToolCall] = []
     # The model of the turn: preflight writes it into the user's message.
@@ -141,7 +176,11 @@ def messages_of(items: Sequence[ThreadItem]) -> list[Message]:
             model = item.inference_options.model
             messages.append(
                 Message(
-                    id=item.id, role="user", content=message_text(item), created_at=item.created_at
+                    id=item.id,
+                    role="user",
+                    content=message_text(item),
+                    created_at=item.created_at,
+                    attachments=attachments_of(item, link),
                 )
             )
         elif isinstance(item, AssistantMessageItem):
@@ -194,7 +233,8 @@ async def get_conversation(
 ) -> ConversationDetail:
     thread, updated_at = await store.load_thread_activity(thread_id, ctx)
     items = await store.load_all_thread_items(thread_id, ctx)
-    messages = messages_of(items)
+    link = store.attachment_link
+    messages = messages_of(items, (lambda a: link(a, ctx)) if link else None)
     # Same numbers as the list computes in SQL: counted and previewed over the same items.
     newest = next(
         (i for i in reversed(items) if isinstance(i, UserMessageItem | AssistantMessageItem)),
@@ -229,6 +269,16 @@ def to_markdown(conversation: ConversationDetail) -> str:
             lines += [
                 f"- {_code(call.name)} {_code(_json(call.arguments))} → {_code(_json(call.result))}"
                 for call in message.tool_calls
+            ]
+            lines.append("")
+        if message.attachments:
+            lines.append("Attachments:")
+            lines += [
+                f"- {_code(f.name)} ({f.mime_type}"
+                + (f", {f.size} bytes" if f.size is not None else "")
+                + ")"
+                + (f" <{f.url}>" if f.url else "")
+                for f in message.attachments
             ]
             lines.append("")
         lines += [message.content, ""]

@@ -9,6 +9,7 @@ user content is a list of parts. Everything textual is sent as a plain string.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 from agents import TResponseInputItem
 from chatkit.agents import ThreadItemConverter
@@ -25,6 +26,9 @@ from chatkit.types import (
 
 from .tool_record import TOOL_RECORD
 
+if TYPE_CHECKING:
+    from ..attachments.service import Attachments
+
 InputItems = TResponseInputItem | list[TResponseInputItem] | None
 
 
@@ -40,7 +44,12 @@ def _hidden(text: str) -> TResponseInputItem:
 
 
 class HistoryConverter(ThreadItemConverter):
-    """ThreadItemConverter whose messages are plain strings."""
+    """ThreadItemConverter whose messages are plain strings (a list of parts only when
+    the message carries attachments: images need their own part)."""
+
+    def __init__(self, attachments: Attachments | None = None, text_chars: int = 20_000) -> None:
+        self.attachments = attachments
+        self.text_chars = text_chars
 
     async def user_message_to_input(
         self, item: UserMessageItem, is_last_message: bool = True
@@ -50,6 +59,14 @@ class HistoryConverter(ThreadItemConverter):
             for part in item.content
         )
         out = [_user(text)]
+        if item.attachments and self.attachments is not None:
+            from ..attachments.model_input import attachment_parts
+
+            parts: list[dict[str, Any]] = [{"type": "input_text", "text": text}] if text else []
+            for attachment in item.attachments:
+                parts += await attachment_parts(attachment, self.attachments, self.text_chars)
+            message: Any = {"role": "user", "content": parts}
+            out = [message]
         if item.quoted_text and is_last_message:
             out.append(_user(f"The user is referring to this in particular:\n{item.quoted_text}"))
         return out

@@ -43,11 +43,29 @@ def _text_tokens(text: str) -> int:
     return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
 
 
+# An image part costs the model about this much whatever its size (a high-detail
+# OpenAI image is 765 to 1,105 tokens); its data URL's length says nothing about it.
+IMAGE_TOKENS = 1100
+
+
+def _value_tokens(value: Any) -> int:
+    if isinstance(value, str):
+        return _text_tokens(value)
+    if isinstance(value, list):
+        return sum(
+            IMAGE_TOKENS
+            if isinstance(part, dict) and part.get("type") == "input_image"
+            else _text_tokens(json.dumps(part))
+            for part in value
+        )
+    return _text_tokens(json.dumps(value))
+
+
 def estimate_tokens(item: TResponseInputItem) -> int:
     """About how many tokens `item` takes in a request (on the high side)."""
     tokens = TOKENS_PER_ITEM
     for value in cast(dict[str, Any], item).values():
-        tokens += _text_tokens(value if isinstance(value, str) else json.dumps(value))
+        tokens += _value_tokens(value)
     return tokens
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from chatkit.store import NotFoundError
 from chatkit.types import (
@@ -45,6 +45,9 @@ from ..context import RequestContext
 from ..errors import BadRequest, Conflict, NotFound
 from ..text_rules import Title, name_problem, unstorable_in
 from .store import SQLStore
+
+if TYPE_CHECKING:
+    from ..attachments.service import Attachments
 
 _title_adapter: TypeAdapter[str] = TypeAdapter(Title)
 
@@ -85,9 +88,7 @@ def message_chars(input: UserMessageInput) -> int:
 
 
 def check_input(input: UserMessageInput, max_chars: int) -> None:
-    if input.attachments:
-        raise BadRequest("Attachments are not enabled on this server.", code="not_enabled")
-    if not model_text(input).strip():
+    if not model_text(input).strip() and not input.attachments:
         raise BadRequest("Message is required", code="empty_message")
     size = message_chars(input)
     if size > max_chars:
@@ -99,7 +100,7 @@ def check_input(input: UserMessageInput, max_chars: int) -> None:
 
 
 # The ids a request names, refused before any query runs with them.
-_ID_PARAMS = ("thread_id", "item_id", "after")
+_ID_PARAMS = ("thread_id", "item_id", "after", "attachment_id")
 # items.feedback names items one bind parameter each; a page's worth is plenty.
 MAX_FEEDBACK_ITEMS = 100
 
@@ -174,6 +175,46 @@ def choose_for_turn(
     options.model = choices.models.for_turn(options.model, remembered)
 
 
+async def check_attachments(
+    input: UserMessageInput,
+    thread_id: str | None,
+    attachments: Attachments | None,
+    ctx: RequestContext,
+) -> None:
+    """Every attachment of a message is the caller's, uploaded, and not in another thread."""
+    if not input.attachments:
+        return
+    if attachments is None:
+        raise BadRequest("Attachments are not enabled on this server.", code="not_enabled")
+    from ..attachments.service import is_uploaded, not_found
+
+    limit = attachments.rules.max_per_message
+    if len(input.attachments) > limit:
+        raise BadRequest(
+            f"A message may carry at most {limit} attachments ({len(input.attachments)} sent).",
+            code="too_many_attachments",
+        )
+    if len(set(input.attachments)) != len(input.attachments):
+        raise BadRequest("An attachment is listed twice.", code="duplicate_attachment")
+    for attachment_id in input.attachments:
+        if problem := name_problem(attachment_id):
+            _refuse("params.input.attachments", problem)
+        try:
+            attachment = await attachments.store.load_attachment(attachment_id, ctx)
+        except NotFoundError:
+            raise not_found(attachment_id) from None
+        if not is_uploaded(attachment):
+            raise Conflict(
+                f"Attachment {attachment_id} has not finished uploading.",
+                code="attachment_not_uploaded",
+            )
+        if attachment.thread_id is not None and attachment.thread_id != thread_id:
+            raise Conflict(
+                f"Attachment {attachment_id} belongs to another conversation.",
+                code="attachment_in_use",
+            )
+
+
 async def _thread(store: SQLStore, thread_id: str, ctx: RequestContext) -> ThreadMetadata:
     try:
         return await store.load_thread(thread_id, ctx)
@@ -195,13 +236,35 @@ async def preflight(
     *,
     max_chars: int,
     choices: TurnChoices,
+    attachments: Attachments | None = None,
+    audio_max_bytes: int | None = None,
 ) -> ThreadMetadata | None:
     """Raise an ApiError for a request that cannot succeed; return its thread if any."""
-    if isinstance(request, AttachmentsCreateReq | AttachmentsDeleteReq | InputTranscribeReq):
+    if (isinstance(request, InputTranscribeReq) and audio_max_bytes is None) or (
+        attachments is None and isinstance(request, AttachmentsCreateReq | AttachmentsDeleteReq)
+    ):
         raise BadRequest(f"{request.type} is not enabled on this server.", code="not_enabled")
+    if isinstance(request, InputTranscribeReq) and audio_max_bytes is not None:
+        from ..attachments.transcription import decode_audio
+
+        decode_audio(request.params.audio_base64, request.params.mime_type, audio_max_bytes)
+        return None
     check_text(request)
+    if isinstance(request, AttachmentsCreateReq) and attachments is not None:
+        params = request.params
+        attachments.rules.check_declared(params.name, params.size, params.mime_type)
+        return None
+    if isinstance(request, AttachmentsDeleteReq) and attachments is not None:
+        from ..attachments.service import not_found
+
+        try:
+            await store.load_attachment(request.params.attachment_id, ctx)
+        except NotFoundError:
+            raise not_found(request.params.attachment_id) from None
+        return None
     if isinstance(request, ThreadsCreateReq):
         check_input(request.params.input, max_chars)
+        await check_attachments(request.params.input, None, attachments, ctx)
         choose_for_turn(request.params.input, None, choices)
         return None
 
@@ -219,6 +282,7 @@ async def preflight(
     match request:
         case ThreadsAddUserMessageReq():
             check_input(request.params.input, max_chars)
+            await check_attachments(request.params.input, thread_id, attachments, ctx)
             choose_for_turn(request.params.input, thread, choices)
         case ThreadsRetryAfterItemReq():
             item = await _item(store, thread_id, request.params.item_id, ctx)

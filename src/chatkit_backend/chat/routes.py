@@ -123,6 +123,8 @@ async def open_request(
         ctx,
         max_chars=settings.max_message_chars,
         choices=server.turn_choices,
+        attachments=server.attachments,
+        audio_max_bytes=server.audio_max_bytes,
     )
     thread_id = thread_id_of(parsed) or ctx.new_thread_id
     bind(user_id=ctx.user_id, thread_id=thread_id, run_id=ctx.request_id)

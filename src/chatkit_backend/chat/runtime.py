@@ -28,6 +28,7 @@ from .store import SQLStore
 if TYPE_CHECKING:
     from ..agent.mcp_tools import McpTools
     from ..agent.models import ModelClient
+    from ..attachments.service import Attachments
     from .server import ChatServer
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,14 @@ class ChatRuntime:
     """Loads the chat machinery once, in the background, and hands out the server."""
 
     def __init__(
-        self, settings: Settings, catalogue: ModelCatalogue, engine: AsyncEngine, store: SQLStore
+        self,
+        settings: Settings,
+        catalogue: ModelCatalogue,
+        engine: AsyncEngine,
+        store: SQLStore,
+        attachments: Attachments | None = None,
     ) -> None:
+        self.attachments = attachments
         self.settings = settings
         self.catalogue = catalogue
         self.engine = engine
@@ -152,6 +159,7 @@ class ChatRuntime:
             RunAccounting(self.engine),
             settings=self.settings,
             mcp=self.mcp,
+            attachments=self.attachments,
         )
 
     async def aclose(self) -> None:

@@ -16,6 +16,7 @@ from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.types import (
     AssistantMessageContentPartTextDelta,
+    AudioInput,
     ChatKitReq,
     FeedbackKind,
     SyncCustomActionResponse,
@@ -23,6 +24,7 @@ from chatkit.types import (
     ThreadItemUpdatedEvent,
     ThreadMetadata,
     ThreadStreamEvent,
+    TranscriptionResult,
     UserMessageItem,
     UserMessageTextContent,
     WidgetItem,
@@ -36,6 +38,7 @@ from ..agent.kit import AgentKit
 from ..agent.models import ModelChoice, ModelClient, key_rejected
 from ..agent.setup import AgentSetup
 from ..agent.titles import generate_title
+from ..attachments.transcription import Transcriber
 from ..config import Settings
 from ..context import RequestContext
 from ..logs import bind
@@ -49,6 +52,7 @@ from .wire_times import with_utc_times
 
 if TYPE_CHECKING:
     from ..agent.mcp_tools import McpTools
+    from ..attachments.service import Attachments
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +115,10 @@ class ChatServer(ChatKitServer[RequestContext]):
         *,
         settings: Settings,
         mcp: McpTools | None = None,
+        attachments: Attachments | None = None,
     ) -> None:
-        super().__init__(store)
+        super().__init__(store, attachments)
+        self.attachments = attachments
         self.sql_store = store
         self.catalogue = catalogue
         self.clients = clients
@@ -121,7 +127,10 @@ class ChatServer(ChatKitServer[RequestContext]):
         self.settings = settings
         self.history_items = settings.history_items
         self.model_timeout = settings.model_timeout_seconds
-        self.converter = HistoryConverter()
+        self.converter = HistoryConverter(attachments, settings.attachment_text_chars)
+        self.transcriber = Transcriber(settings) if settings.transcription_model else None
+        # The most audio input.transcribe takes (None: transcription is off).
+        self.audio_max_bytes = settings.attachment_max_bytes if self.transcriber else None
         # Built once per model: a turn only picks one.
         self.agent_models: dict[str, Model] = {
             model_id: client.agent_model(kit.planner) for model_id, client in clients.items()
@@ -227,7 +236,11 @@ class ChatServer(ChatKitServer[RequestContext]):
             # Runs beside the reply so a real model's title costs no extra latency. Started
             # only here, where the try below awaits or cancels it: history that cannot be
             # read or a factory that raises must not leave a model request running alone.
-            title_task = asyncio.create_task(generate_title(client, user_text(input_user_message)))
+            # A message of attachments alone is titled after their names.
+            first = user_text(input_user_message) or ", ".join(
+                a.name for a in input_user_message.attachments
+            )
+            title_task = asyncio.create_task(generate_title(client, first))
         deadline = loop.call_later(self.model_timeout, on_deadline)
         try:
             events = stream_agent_response(agent_context, result)
@@ -322,6 +335,14 @@ class ChatServer(ChatKitServer[RequestContext]):
         context: RequestContext,
     ) -> SyncCustomActionResponse:
         return await self.kit.sync_action(thread, action, sender, context)
+
+    async def transcribe(
+        self, audio_input: AudioInput, context: RequestContext
+    ) -> TranscriptionResult:
+        # Preflight has checked that transcription is on and the audio is acceptable.
+        assert self.transcriber is not None
+        text = await self.transcriber.transcribe(audio_input.data, audio_input.mime_type)
+        return TranscriptionResult(text=text)
 
     async def add_feedback(
         self,

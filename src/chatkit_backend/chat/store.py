@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import uuid4
 
 from chatkit.store import NotFoundError, Store, StoreItemType
@@ -22,6 +22,7 @@ from chatkit.types import (
     Thread,
     ThreadItem,
     ThreadMetadata,
+    UserMessageItem,
 )
 from pydantic import TypeAdapter
 from sqlalchemy import (
@@ -47,6 +48,9 @@ from ..timestamps import sdk_time_to_utc
 from . import stored_items
 from .store_statements import store_statements
 from .tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
+
+if TYPE_CHECKING:
+    from ..attachments.blobs import BlobStorage
 
 MAX_PAGE_SIZE = 100
 T = TypeVar("T")
@@ -145,6 +149,20 @@ class SQLStore(Store[RequestContext]):
         self._write_lock: asyncio.Lock | None = (
             asyncio.Lock() if self._dialect == "sqlite" else None
         )
+        # Set when attachments are on (app.py): where their bytes go, so a deleted
+        # thread takes its files along, and how an attachment is shown to its owner
+        # (an image's preview URL is signed afresh on every read).
+        self.blobs: BlobStorage | None = None
+        self.present: Callable[[Attachment, RequestContext], Attachment] | None = None
+        # A signed download URL for an attachment id (REST conversations and exports).
+        self.attachment_link: Callable[[str, RequestContext], str] | None = None
+
+    def _presented(self, item: T, context: RequestContext) -> T:
+        if self.present is None or not isinstance(item, UserMessageItem) or not item.attachments:
+            return item
+        present = self.present
+        shown = [present(a, context) for a in item.attachments]
+        return item.model_copy(update={"attachments": shown})
 
     # ids -------------------------------------------------------------------
 
@@ -243,11 +261,22 @@ class SQLStore(Store[RequestContext]):
             )
             if result.rowcount == 0:
                 raise NotFoundError(f"Thread {thread_id} not found")
+            files = list(
+                await conn.scalars(
+                    select(AttachmentRow.id).where(
+                        AttachmentRow.thread_id == thread_id, AttachmentRow.user_id == uid
+                    )
+                )
+            )
             # The SDK leaves attachments and feedback behind; a deleted thread leaves nothing.
             for table in (ItemRow, AttachmentRow, FeedbackRow):
                 await conn.execute(
                     delete(table).where(table.thread_id == thread_id, table.user_id == uid)
                 )
+        if files and self.blobs is not None:
+            # After the commit: bytes without a record are unreachable, a record without
+            # bytes would be a broken link.
+            await self.blobs.delete(files)
 
     # items -----------------------------------------------------------------
 
@@ -276,7 +305,10 @@ class SQLStore(Store[RequestContext]):
                 query = query.where(_after_cursor(ItemRow.created_at, ItemRow.seq, *cursor, order))
             params = {"thread_id": thread_id, "user_id": context.user_id, "limit": limit + 1}
             rows = (await conn.execute(query, params)).all()
-        return _page(rows, limit, _item_adapter.validate_json)
+        page = _page(rows, limit, _item_adapter.validate_json)
+        if self.present is not None:
+            page.data = [self._presented(item, context) for item in page.data]
+        return page
 
     async def add_thread_item(
         self, thread_id: str, item: ThreadItem, context: RequestContext
@@ -321,7 +353,7 @@ class SQLStore(Store[RequestContext]):
             )
         if data is None:
             raise NotFoundError(f"Item {item_id} not found")
-        return _item_adapter.validate_json(data)
+        return self._presented(_item_adapter.validate_json(data), context)
 
     async def delete_thread_item(
         self, thread_id: str, item_id: str, context: RequestContext
@@ -370,7 +402,8 @@ class SQLStore(Store[RequestContext]):
             )
         if data is None:
             raise NotFoundError(f"Attachment {attachment_id} not found")
-        return _attachment_adapter.validate_json(data)
+        attachment = _attachment_adapter.validate_json(data)
+        return self.present(attachment, context) if self.present else attachment
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
         async with self._write() as conn:

@@ -37,7 +37,8 @@ PAGE_CSP = "; ".join(
         *_LOCKED,
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        # blob: the thumbnails of files picked for a message, before they are sent.
+        "img-src 'self' data: blob:",
         "connect-src 'self'",
         "font-src 'self'",
         "manifest-src 'self'",

@@ -144,7 +144,33 @@ export async function stopRun(threadId) {
   await post(`/api/conversations/${encodeURIComponent(threadId)}/stop`, {});
 }
 
-export function userInput(text, model = null) {
+export function userInput(text, model = null, attachments = []) {
   const options = model ? { model } : {};
-  return { content: [{ type: "input_text", text }], attachments: [], inference_options: options };
+  return { content: [{ type: "input_text", text }], attachments, inference_options: options };
+}
+
+/** The direct upload: one multipart POST /attachments; answers the attachment.
+ * XMLHttpRequest rather than fetch: only it reports upload progress. */
+export function uploadAttachment(file, onProgress = () => {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/attachments");
+    const token = getToken();
+    if (token) xhr.setRequestHeader("authorization", `Bearer ${token}`);
+    xhr.upload.onprogress = (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    };
+    xhr.onerror = () => reject(new ApiError("Cannot reach the server. Check your connection and try again."));
+    xhr.onload = async () => {
+      const response = new Response(xhr.responseText, {
+        status: xhr.status,
+        headers: { "content-type": xhr.getResponseHeader("content-type") || "" },
+      });
+      if (!response.ok) reject(await errorFrom(response));
+      else resolve(await response.json());
+    };
+    const form = new FormData();
+    form.append("file", file, file.name);
+    xhr.send(form);
+  });
 }

@@ -35,6 +35,9 @@ const ui = {
   noticeClose: $("notice-close"),
   form: $("composer-form"),
   composer: $("composer"),
+  attach: $("attach"),
+  fileInput: $("file-input"),
+  pendingFiles: $("pending-files"),
   send: $("send"),
   stop: $("stop"),
   tokenPanel: $("token-panel"),
@@ -57,6 +60,7 @@ const state = {
   stream: null, // the request in flight: {controller, threadId, stopped}
   stickToBottom: true, // follow the stream unless the user scrolled up
   models: [], // GET /api/models: the picker shows when there is more than one
+  files: [], // attachments in the composer: {file, id, error, node, url}
 };
 
 // ---------------------------------------------------------------------------------------
@@ -297,7 +301,24 @@ function userElement(item) {
   const node = el("div", "msg user");
   node.dataset.role = "user";
   if (item.id) node.dataset.itemId = item.id;
-  node.append(el("div", "bubble", itemText(item)));
+  if (item.attachments?.length) {
+    const files = el("div", "sent-files");
+    for (const a of item.attachments) {
+      if (a.type === "image" && a.preview_url) {
+        const img = el("img", "sent-image");
+        img.src = a.preview_url;
+        img.alt = a.name;
+        img.dataset.attachmentId = a.id;
+        files.append(img);
+      } else {
+        const chip = el("span", "file-chip", a.name);
+        chip.dataset.attachmentId = a.id;
+        files.append(chip);
+      }
+    }
+    node.append(files);
+  }
+  if (itemText(item).trim() || !item.attachments?.length) node.append(el("div", "bubble", itemText(item)));
   return node;
 }
 
@@ -464,7 +485,66 @@ function setStreaming(on) {
 }
 
 function updateSendEnabled() {
-  ui.send.disabled = Boolean(state.stream) || !ui.composer.value.trim();
+  const uploading = state.files.some((f) => !f.id && !f.error);
+  const ready = state.files.some((f) => f.id);
+  ui.send.disabled = Boolean(state.stream) || uploading || (!ui.composer.value.trim() && !ready);
+}
+
+// ---------------------------------------------------------------------------------------
+// attachments in the composer: uploaded at once (direct upload), sent with the message
+
+function renderPendingFiles() {
+  ui.pendingFiles.replaceChildren(...state.files.map((f) => f.node));
+  ui.pendingFiles.hidden = state.files.length === 0;
+  updateSendEnabled();
+}
+
+function forgetFile(entry, { deleteUpload = true } = {}) {
+  state.files = state.files.filter((f) => f !== entry);
+  if (entry.url) URL.revokeObjectURL(entry.url);
+  if (deleteUpload && entry.id) api.call("attachments.delete", { attachment_id: entry.id }).catch(() => {});
+  renderPendingFiles();
+}
+
+async function addFiles(files) {
+  for (const file of files) {
+    const entry = { file, id: null, error: null, url: null, node: el("div", "pending-file uploading") };
+    if (file.type.startsWith("image/")) {
+      entry.url = URL.createObjectURL(file);
+      const thumb = el("img", "thumb");
+      thumb.src = entry.url;
+      thumb.alt = "";
+      entry.node.append(thumb);
+    }
+    entry.node.append(el("span", "name", file.name));
+    const status = el("span", "status", "uploading…");
+    entry.node.append(status);
+    const remove = el("button", "remove", "×");
+    remove.type = "button";
+    remove.setAttribute("aria-label", `Remove ${file.name}`);
+    remove.addEventListener("click", () => forgetFile(entry));
+    entry.node.append(remove);
+    state.files.push(entry);
+    renderPendingFiles();
+    const progress = (share) => {
+      if (!entry.id && !entry.error) status.textContent = `uploading… ${Math.round(share * 100)}%`;
+    };
+    api.uploadAttachment(file, progress).then(
+      (attachment) => {
+        entry.id = attachment.id;
+        entry.node.classList.remove("uploading");
+        status.textContent = "";
+        if (!state.files.includes(entry)) forgetFile(entry); // removed while uploading
+        updateSendEnabled();
+      },
+      (err) => {
+        entry.error = err.message;
+        entry.node.classList.replace("uploading", "failed");
+        status.textContent = err.message;
+        updateSendEnabled();
+      },
+    );
+  }
 }
 
 function handleEvent(event, ctx) {
@@ -587,16 +667,23 @@ async function runStream(type, params, { pending = null, restoreText = null, fol
 }
 
 async function sendMessage(text) {
-  if (state.stream || !text.trim()) return;
+  const ready = state.files.filter((f) => f.id);
+  if (state.stream || state.files.some((f) => !f.id && !f.error) || (!text.trim() && !ready.length)) return;
   ui.composer.value = "";
+  for (const f of state.files) forgetFile(f, { deleteUpload: false });
   autosize();
   updateSendEnabled();
-  const pending = userElement({ content: [{ type: "input_text", text }] });
+  const shown = ready.map((f) => ({ id: f.id, name: f.file.name, type: "file" }));
+  const pending = userElement({ content: [{ type: "input_text", text }], attachments: shown });
   pending.classList.add("pending");
   ui.messages.append(pending);
   updateEmptyState();
   scrollToBottom(true);
-  const input = api.userInput(text, ui.modelPicker.hidden ? null : ui.modelPicker.value);
+  const input = api.userInput(
+    text,
+    ui.modelPicker.hidden ? null : ui.modelPicker.value,
+    ready.map((f) => f.id),
+  );
   if (state.threadId) {
     await runStream("threads.add_user_message", { thread_id: state.threadId, input }, { pending, restoreText: text });
   } else {
@@ -837,6 +924,26 @@ function wire() {
     updateSendEnabled();
   });
   ui.stop.addEventListener("click", stop);
+  ui.attach.addEventListener("click", () => ui.fileInput.click());
+  ui.fileInput.addEventListener("change", () => {
+    addFiles([...ui.fileInput.files]);
+    ui.fileInput.value = "";
+  });
+  ui.composer.addEventListener("paste", (event) => {
+    const files = [...(event.clipboardData?.files || [])];
+    if (files.length) {
+      event.preventDefault();
+      addFiles(files);
+    }
+  });
+  ui.form.addEventListener("dragover", (event) => event.preventDefault());
+  ui.form.addEventListener("drop", (event) => {
+    const files = [...(event.dataTransfer?.files || [])];
+    if (files.length) {
+      event.preventDefault();
+      addFiles(files);
+    }
+  });
   ui.newThread.addEventListener("click", newChat);
   ui.loadMore.addEventListener("click", () => loadThreads({ more: true }));
   ui.rename.addEventListener("click", startRename);

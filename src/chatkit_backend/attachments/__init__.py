@@ -1,0 +1,1 @@
+"""Attachments: bytes storage, upload rules, signed URLs and the upload endpoints."""

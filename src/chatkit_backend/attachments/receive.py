@@ -1,0 +1,114 @@
+"""Reading an upload's bytes off the wire, refused the moment it passes its limit.
+
+Two shapes arrive: the raw bytes as the body, or a multipart form whose `file` part
+holds them (what the ChatKit frontend and a browser `FormData` send). Multipart is
+parsed as it streams (python-multipart's push parser), so an oversized file is cut off
+at the limit rather than spooled whole first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from ..errors import ApiError, BadRequest
+
+
+@dataclass
+class Received:
+    data: bytearray = field(default_factory=bytearray)
+    filename: str | None = None
+    mime_type: str | None = None
+
+
+@dataclass
+class _Part:
+    headers: dict[str, str] = field(default_factory=dict)
+    name: bytearray = field(default_factory=bytearray)
+    value: bytearray = field(default_factory=bytearray)
+    is_file: bool = False
+
+
+async def _chunks(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise BadRequest("The upload was interrupted.", code="upload_interrupted") from None
+
+
+async def receive_upload(request: Request, limit: int, too_large: ApiError) -> Received:
+    """The uploaded file; raises `too_large` as soon as it passes `limit` bytes."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data":
+        raw = Received(mime_type=content_type.decode("latin-1") or None)
+        async for chunk in _chunks(request):
+            raw.data += chunk
+            if len(raw.data) > limit:
+                raise too_large
+        return raw
+
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise BadRequest("The multipart upload has no boundary.", code="invalid_upload")
+    found = Received()
+    files = 0
+    part = _Part()
+
+    def on_part_begin() -> None:
+        nonlocal part
+        part = _Part()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        part.name += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        part.value += data[start:end]
+
+    def on_header_end() -> None:
+        part.headers[part.name.decode("latin-1").lower()] = part.value.decode("utf-8", "replace")
+        part.name, part.value = bytearray(), bytearray()
+
+    def on_headers_finished() -> None:
+        nonlocal files
+        _, disposition = parse_options_header(part.headers.get("content-disposition", ""))
+        part.is_file = disposition.get(b"name") == b"file"
+        if part.is_file:
+            files += 1
+            if files > 1:
+                raise BadRequest("Upload one file at a time.", code="invalid_upload")
+            filename = disposition.get(b"filename")
+            found.filename = filename.decode("utf-8", "replace") if filename else None
+            found.mime_type = part.headers.get("content-type")
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if part.is_file:
+            found.data += data[start:end]
+            if len(found.data) > limit:
+                raise too_large
+
+    parser = MultipartParser(
+        boundary,
+        callbacks={
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+        },
+    )
+    try:
+        async for chunk in _chunks(request):
+            parser.write(chunk)
+        parser.finalize()
+    except ApiError:
+        raise
+    except Exception:  # the parser's own errors: a malformed body
+        raise BadRequest("The multipart upload is malformed.", code="invalid_upload") from None
+    if files == 0:
+        raise BadRequest('The multipart upload has no "file" part.', code="invalid_upload")
+    return found

@@ -1,0 +1,173 @@
+"""Attachments as the ChatKit server sees them: create, receive bytes, read, delete.
+
+Metadata is the SDK's Attachment model in the `attachments` table (chat/store.py), its
+integration-only `metadata` holding what the protocol has no field for: the declared
+`size` and whether the bytes have `uploaded`. The bytes go to the BlobStorage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatkit.store import AttachmentStore, NotFoundError
+from chatkit.types import (
+    Attachment,
+    AttachmentCreateParams,
+    AttachmentUploadDescriptor,
+    FileAttachment,
+    ImageAttachment,
+)
+from pydantic import AnyUrl, TypeAdapter
+from sqlalchemy import select
+
+from ..chat.store import SQLStore, new_id
+from ..chat.tables import AttachmentRow
+from ..context import RequestContext
+from ..errors import NotFound
+from .blobs import BlobStorage
+from .rules import UploadRules, base_type, is_image, size_mismatch
+from .signing import PREVIEW_SECONDS, UPLOAD_SECONDS, UrlSigner
+
+_adapter: TypeAdapter[Attachment] = TypeAdapter(Attachment)
+
+# What preview URLs point at before a request gives the server its address.
+_NO_BASE = "http://localhost/"
+
+
+def size_of(attachment: Attachment) -> int | None:
+    value = (attachment.metadata or {}).get("size")
+    return value if isinstance(value, int) else None
+
+
+def is_uploaded(attachment: Attachment) -> bool:
+    return bool((attachment.metadata or {}).get("uploaded"))
+
+
+def not_found(attachment_id: str) -> NotFound:
+    return NotFound(f"Attachment {attachment_id} not found.", code="attachment_not_found")
+
+
+class Attachments(AttachmentStore[RequestContext]):
+    def __init__(
+        self, store: SQLStore, blobs: BlobStorage, rules: UploadRules, signer: UrlSigner
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.rules = rules
+        self.signer = signer
+
+    def _new(
+        self, name: str, mime_type: str, size: int, context: RequestContext, *, uploaded: bool
+    ) -> Attachment:
+        attachment_id = new_id("attachment")
+        common: dict[str, Any] = {
+            "id": attachment_id,
+            "name": name,
+            "mime_type": base_type(mime_type),
+            "metadata": {"size": size, "uploaded": uploaded},
+        }
+        if not uploaded:
+            common["upload_descriptor"] = AttachmentUploadDescriptor(
+                url=AnyUrl(
+                    self.signer.url(
+                        context.base_url or _NO_BASE,
+                        "upload",
+                        attachment_id,
+                        context.user_id,
+                        UPLOAD_SECONDS,
+                    )
+                ),
+                method="POST",
+            )
+        if is_image(mime_type):
+            return ImageAttachment(preview_url=self.preview_url(attachment_id, context), **common)
+        return FileAttachment(**common)
+
+    def preview_url(self, attachment_id: str, context: RequestContext) -> AnyUrl:
+        return AnyUrl(
+            self.signer.url(
+                context.base_url or _NO_BASE,
+                "content",
+                attachment_id,
+                context.user_id,
+                PREVIEW_SECONDS,
+            )
+        )
+
+    def fresh(self, attachment: Attachment, context: RequestContext) -> Attachment:
+        """The attachment as shown to its owner now: an image gets a new preview URL
+        (the stored one has long expired)."""
+        if isinstance(attachment, ImageAttachment):
+            return attachment.model_copy(
+                update={"preview_url": self.preview_url(attachment.id, context)}
+            )
+        return attachment
+
+    # two-phase: attachments.create, then bytes to the upload URL -------------
+
+    async def create_attachment(
+        self, input: AttachmentCreateParams, context: RequestContext
+    ) -> Attachment:
+        # (The SDK's server saves what this returns.)
+        self.rules.check_declared(input.name, input.size, input.mime_type)
+        return self._new(input.name, input.mime_type, input.size, context, uploaded=False)
+
+    async def owned(self, attachment_id: str) -> tuple[Attachment, RequestContext]:
+        """An attachment whoever owns it, with its owner's context (signed URLs)."""
+        async with self.store.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(AttachmentRow.data, AttachmentRow.user_id).where(
+                        AttachmentRow.id == attachment_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise not_found(attachment_id)
+        return _adapter.validate_json(row.data), RequestContext(user_id=row.user_id)
+
+    async def store_upload(
+        self, attachment: Attachment, data: bytes, context: RequestContext
+    ) -> Attachment:
+        """Keep the uploaded bytes of a created attachment; they must be what was declared."""
+        declared = size_of(attachment)
+        if declared is not None and len(data) != declared:
+            raise size_mismatch(declared, len(data))
+        self.rules.check_bytes(data, attachment.mime_type)
+        await self.blobs.put(attachment.id, data)
+        done = attachment.model_copy(
+            update={
+                "upload_descriptor": None,
+                "metadata": {**(attachment.metadata or {}), "uploaded": True},
+            }
+        )
+        await self.store.save_attachment(done, context)
+        return done
+
+    # direct: one multipart POST ------------------------------------------
+
+    async def create_uploaded(
+        self, name: str, mime_type: str, data: bytes, context: RequestContext
+    ) -> Attachment:
+        self.rules.check_declared(name, len(data), mime_type)
+        attachment = self._new(name, mime_type, len(data), context, uploaded=True)
+        self.rules.check_bytes(data, attachment.mime_type)
+        await self.blobs.put(attachment.id, data)
+        await self.store.save_attachment(attachment, context)
+        return attachment
+
+    # reading and deleting -------------------------------------------------
+
+    async def content(self, attachment: Attachment) -> bytes:
+        data = await self.blobs.get(attachment.id) if is_uploaded(attachment) else None
+        if data is None:
+            raise not_found(attachment.id)
+        return data
+
+    async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
+        # Ownership first: another user's id is a 404, and its bytes stay.
+        try:
+            await self.store.load_attachment(attachment_id, context)
+        except NotFoundError:
+            raise not_found(attachment_id) from None
+        await self.blobs.delete([attachment_id])
