@@ -385,6 +385,16 @@ async def test_upload_edges(users: tuple[ChatKitClient, ChatKitClient]) -> None:
     for case in cases:
         refused = await alice.http.post("/attachments", **case)
         assert refused.status_code == 400 and refused.json()["code"] == "invalid_upload", case
+    # Cut before its closing boundary: never stored as if whole.
+    cut = await alice.http.post("/attachments", **multipart(part % b'; filename="a.txt"'))
+    assert cut.status_code == 400 and cut.json()["code"] == "upload_interrupted"
+
+    # A signature that is not even ASCII is a bad signature: 404, not 500.
+    async with httpx.AsyncClient() as anonymous:
+        shown = await anonymous.get(created["preview_url"])
+        assert shown.status_code == 200
+        odd = created["preview_url"].split("signature=")[0] + "signature=%C3%A9"
+        assert (await anonymous.get(odd)).status_code == 404
 
 
 async def test_a_pdf_reaches_the_model_as_its_text(

@@ -12,7 +12,7 @@ import httpx
 from .s3_server import S3_ENV, new_bucket, s3_endpoint  # noqa: F401 (a fixture)
 from .scripted_provider import ScriptedProvider, Text
 from .test_attachments import PNG, message
-from .test_scale import env, instances, pg_url  # noqa: F401 (fixtures)
+from .test_scale import database_env, env, instances, pg_url  # noqa: F401 (fixtures)
 
 
 def on(instance_url: str, url: str) -> str:

@@ -87,7 +87,10 @@ class DirectoryBlobs:
         # Written aside and renamed, so a reader never sees half a file.
         partial = self.root / f".{uuid4().hex}.part"
         try:
-            partial.write_bytes(data)
+            # Owner-only: users' files are not for the machine's other accounts.
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
             os.replace(partial, self._path(key))
         finally:
             partial.unlink(missing_ok=True)

@@ -56,6 +56,7 @@ async def receive_upload(request: Request, limit: int, too_large: ApiError) -> R
         raise BadRequest("The multipart upload has no boundary.", code="invalid_upload")
     found = Received()
     files = 0
+    ended = False
     part = _Part()
 
     def on_part_begin() -> None:
@@ -90,9 +91,14 @@ async def receive_upload(request: Request, limit: int, too_large: ApiError) -> R
             if len(found.data) > limit:
                 raise too_large
 
+    def on_end() -> None:
+        nonlocal ended
+        ended = True
+
     parser = MultipartParser(
         boundary,
         callbacks={
+            "on_end": on_end,
             "on_part_begin": on_part_begin,
             "on_header_field": on_header_field,
             "on_header_value": on_header_value,
@@ -111,4 +117,8 @@ async def receive_upload(request: Request, limit: int, too_large: ApiError) -> R
         raise BadRequest("The multipart upload is malformed.", code="invalid_upload") from None
     if files == 0:
         raise BadRequest('The multipart upload has no "file" part.', code="invalid_upload")
+    if not ended:
+        # The parser's finalize() accepts a body cut before its closing boundary (a proxy
+        # or client that gave up): that file is incomplete, never stored as if whole.
+        raise BadRequest("The multipart upload ended early.", code="upload_interrupted")
     return found

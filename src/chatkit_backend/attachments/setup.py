@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..chat.store import SQLStore
@@ -10,6 +12,8 @@ from .blobs import open_blobs
 from .rules import DEFAULT_TYPES, UploadRules
 from .service import Attachments
 from .signing import UrlSigner
+
+log = logging.getLogger(__name__)
 
 
 def rules_from(settings: Settings) -> UploadRules:
@@ -22,12 +26,15 @@ def rules_from(settings: Settings) -> UploadRules:
 
 def open_attachments(settings: Settings, engine: AsyncEngine, store: SQLStore) -> Attachments:
     blobs = open_blobs(settings.attachments_url, engine, settings.attachments_s3_endpoint)
-    attachments = Attachments(
-        store,
-        blobs,
-        rules_from(settings),
-        UrlSigner(settings.attachment_url_secret or settings.jwt_secret),
-    )
+    signer = UrlSigner(settings.attachment_url_secret or settings.jwt_secret)
+    if not signer.shared and not settings.async_database_url.startswith("sqlite"):
+        # One PostgreSQL usually means several instances (or workers): each would sign
+        # with its own key, and upload and preview URLs would 404 on the others.
+        log.warning(
+            "attachments: no ATTACHMENT_URL_SECRET (or BETTER_AUTH_SECRET): signed upload and "
+            "preview URLs work only on the process that made them; set one shared secret"
+        )
+    attachments = Attachments(store, blobs, rules_from(settings), signer)
     store.blobs = blobs
     store.present = attachments.fresh
     store.attachment_link = lambda attachment_id, ctx: str(

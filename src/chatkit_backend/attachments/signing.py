@@ -21,7 +21,11 @@ class UrlSigner:
     def __init__(self, secret: str | None) -> None:
         # Without a configured secret a per-process one still works for one instance;
         # several instances need ATTACHMENT_URL_SECRET (or the auth secret) shared.
-        self._key = (secret or secrets.token_hex(32)).encode()
+        self.shared = bool(secret)
+        # A key of its own, derived: the auth secret (when it is the one given) signs
+        # tokens too, and a signature made for one use must never be valid for the other.
+        root = (secret or secrets.token_hex(32)).encode()
+        self._key = hmac.new(root, b"chatkit-backend attachment urls v1", hashlib.sha256).digest()
 
     def _signature(self, purpose: str, attachment_id: str, user_id: str, expires: int) -> str:
         message = f"{purpose}\n{attachment_id}\n{user_id}\n{expires}".encode()
@@ -42,5 +46,7 @@ class UrlSigner:
     ) -> bool:
         if expires < time.time():
             return False
+        if not signature.isascii():
+            return False  # compare_digest refuses non-ASCII str: a 404 like any bad one
         expected = self._signature(purpose, attachment_id, user_id, expires)
         return hmac.compare_digest(expected, signature)
