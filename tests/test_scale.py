@@ -31,6 +31,13 @@ SECRET = "scale-test-secret-that-is-long-enough-0123456789"
 SLOW = Text(" ".join(f"w{i}" for i in range(150)), chunk_chars=4, delay=0.03)
 
 
+async def start_of_a_minute(latest_second: int = 20) -> None:
+    """Return early in a UTC minute: at once if within its first `latest_second` s."""
+    second = time.time() % 60
+    if second > latest_second:
+        await asyncio.sleep(60 - second + 0.2)
+
+
 def token(user: str) -> str:
     return jwt.encode({"sub": user, "exp": int(time.time()) + 3600}, SECRET, algorithm="HS256")
 
@@ -139,6 +146,9 @@ async def test_lock_stop_and_rate_limit_hold_across_instances(
 ) -> None:
     env = {**env, "RATE_LIMIT_MESSAGES_PER_MINUTE": "4"}
     with instances(env, tmp_path, 1, 1) as (a, b):
+        # The limit counts fixed UTC minutes: begin the five messages early in one, so a
+        # slow machine cannot carry them across a boundary (which resets the count).
+        await start_of_a_minute()
         on_a, on_b = a.client("alice"), b.client("alice")
         provider.enqueue(SLOW)
         reader, thread_id = await start_stream(

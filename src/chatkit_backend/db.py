@@ -258,6 +258,11 @@ def _raise_outages_as_unavailable(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "handle_error")
     def _on_error(ctx: ExceptionContext) -> BaseException | None:
         error = ctx.original_exception
+        if isinstance(error, asyncio.CancelledError):
+            # A stop or a disconnect cancelled the task mid-statement: SQLAlchemy drops
+            # the connection, and the cancellation must stay one (an outage here would
+            # turn a user's stop into an error event).
+            return None
         if breaks_connection(error):
             # The pool drops this connection for a new one; the others may be fine.
             ctx.is_disconnect = True
