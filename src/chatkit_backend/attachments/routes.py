@@ -24,7 +24,7 @@ from ..errors import BadRequest, Conflict, UnprocessableContent
 from ..text_rules import Name
 from .receive import receive_upload
 from .rules import base_type, is_image
-from .service import Attachments, is_uploaded, not_found, size_of
+from .service import Attachments, is_uploaded, size_of
 
 router = APIRouter(tags=["attachments"])
 
@@ -66,9 +66,7 @@ async def _two_phase(
     signature: Signature,
     attachments: Service,
 ) -> Response:
-    attachment, owner = await attachments.owned(attachment_id)
-    if not attachments.signer.valid("upload", attachment_id, owner.user_id, expires, signature):
-        raise not_found(attachment_id)
+    attachment, owner = await attachments.signed(attachment_id, "upload", expires, signature)
     if is_uploaded(attachment):
         raise Conflict(f"Attachment {attachment_id} is already uploaded.", code="already_uploaded")
     declared = size_of(attachment)
@@ -130,9 +128,7 @@ async def content(
     signature: Signature,
     attachments: Service,
 ) -> Response:
-    attachment, owner = await attachments.owned(attachment_id)
-    if not attachments.signer.valid("content", attachment_id, owner.user_id, expires, signature):
-        raise not_found(attachment_id)
+    attachment, _ = await attachments.signed(attachment_id, "content", expires, signature)
     data = await attachments.content(attachment)
     kind = base_type(attachment.mime_type)
     disposition = "inline" if is_image(kind) else "attachment"

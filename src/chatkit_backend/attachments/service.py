@@ -112,8 +112,11 @@ class Attachments(AttachmentStore[RequestContext]):
         self.rules.check_declared(input.name, input.size, input.mime_type)
         return self._new(input.name, input.mime_type, input.size, context, uploaded=False)
 
-    async def owned(self, attachment_id: str) -> tuple[Attachment, RequestContext]:
-        """An attachment whoever owns it, with its owner's context (signed URLs)."""
+    async def signed(
+        self, attachment_id: str, purpose: str, expires: int, signature: str
+    ) -> tuple[Attachment, RequestContext]:
+        """The attachment a signed URL names, with its owner's context; a URL signed for
+        another purpose, owner or attachment, or expired, is a 404 like a missing one."""
         async with self.store.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -122,7 +125,9 @@ class Attachments(AttachmentStore[RequestContext]):
                     )
                 )
             ).first()
-        if row is None:
+        if row is None or not self.signer.valid(
+            purpose, attachment_id, row.user_id, expires, signature
+        ):
             raise not_found(attachment_id)
         return _adapter.validate_json(row.data), RequestContext(user_id=row.user_id)
 
