@@ -8,11 +8,12 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
+import jwt
 import uvicorn
 from fastapi import FastAPI
 
@@ -143,3 +144,20 @@ async def start_stream(
 
     task = asyncio.create_task(read())
     return task, await asyncio.wait_for(ready, 20)
+
+
+def bearer_for(user: str, secret: str) -> dict[str, str]:
+    """The Authorization header of `user`, signed in with a token made with `secret`."""
+    token = jwt.encode({"sub": user, "exp": int(time.time()) + 600}, secret, algorithm="HS256")
+    return {"Authorization": f"Bearer {token}"}
+
+
+@asynccontextmanager
+async def signed_in(url: str, secret: str, *users: str) -> AsyncIterator[tuple[ChatKitClient, ...]]:
+    """A ChatKit client per user, each with their own token; closed on the way out."""
+    clients = tuple(ChatKitClient(url, bearer_for(user, secret)) for user in users)
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            await client.aclose()

@@ -3,13 +3,11 @@ example in examples/), and SYSTEM_PROMPT, each driving real turns."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from agents import Agent
 
@@ -23,7 +21,7 @@ from examples.temperature_agent import convert, make_agent
 
 from .conftest import is_title_request
 from .databases import sqlite_url
-from .live import ChatKitClient, assistant_text
+from .live import ChatKitClient, assistant_text, bearer_for, signed_in
 from .processes import clean_env, run_cli
 from .scripted_provider import Call, ScriptedProvider, Text, ToolCalls
 
@@ -38,8 +36,7 @@ def database_url(tmp_path: Path) -> str:
 
 
 def bearer(user: str) -> dict[str, str]:
-    token = jwt.encode({"sub": user, "exp": int(time.time()) + 600}, SECRET, algorithm="HS256")
-    return {"Authorization": f"Bearer {token}"}
+    return bearer_for(user, SECRET)
 
 
 def chat_requests(provider: ScriptedProvider) -> list[dict[str, Any]]:
@@ -58,15 +55,8 @@ def tool_names(request: dict[str, Any]) -> set[str]:
 
 @pytest.fixture
 async def alice_and_bob(server_url: str) -> AsyncIterator[tuple[ChatKitClient, ChatKitClient]]:
-    alice, bob = (
-        ChatKitClient(server_url, bearer("alice")),
-        ChatKitClient(server_url, bearer("bob")),
-    )
-    try:
+    async with signed_in(server_url, SECRET, "alice", "bob") as (alice, bob):
         yield alice, bob
-    finally:
-        await alice.aclose()
-        await bob.aclose()
 
 
 PROMPT = "You help {user_id} on {date}. Literal {braces} stay."

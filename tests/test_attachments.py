@@ -4,20 +4,18 @@ the limits, and two users who never reach each other's files."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 
 from chatkit_backend.agent.titles import TITLE_PROMPT
 from chatkit_backend.config import load_settings
 
 from .conftest import scripted_settings
-from .live import ChatKitClient, assistant_text, live_server
+from .live import ChatKitClient, assistant_text, bearer_for, live_server, signed_in
 from .pdfs import text_pdf
 from .s3_server import S3_ENV, new_bucket, s3_endpoint  # noqa: F401 (a fixture)
 from .scripted_provider import ScriptedProvider, Text
@@ -28,8 +26,7 @@ NOTES = b"Quarterly notes\nRevenue went up.\n"
 
 
 def bearer(user: str) -> dict[str, str]:
-    token = jwt.encode({"sub": user, "exp": int(time.time()) + 600}, SECRET, algorithm="HS256")
-    return {"Authorization": f"Bearer {token}"}
+    return bearer_for(user, SECRET)
 
 
 @pytest.fixture(params=["database", "directory", "s3"])
@@ -68,15 +65,8 @@ def server_url(
 
 @pytest.fixture
 async def users(server_url: str) -> AsyncIterator[tuple[ChatKitClient, ChatKitClient]]:
-    alice, bob = (
-        ChatKitClient(server_url, bearer("alice")),
-        ChatKitClient(server_url, bearer("bob")),
-    )
-    try:
+    async with signed_in(server_url, SECRET, "alice", "bob") as (alice, bob):
         yield alice, bob
-    finally:
-        await alice.aclose()
-        await bob.aclose()
 
 
 def message(text: str, *attachments: str) -> dict[str, Any]:

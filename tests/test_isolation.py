@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import jwt
 import pytest
 
 from .conftest import is_title_request, scripted_settings
-from .live import ChatKitClient, live_server, user_input
+from .live import ChatKitClient, bearer_for, live_server, signed_in, user_input
 from .scripted_provider import Call, ScriptedProvider, Text, ToolCalls
 
 SECRET = "isolation-test-secret-0123456789abcdef"
 
 
 def bearer(user: str) -> dict[str, str]:
-    token = jwt.encode({"sub": user, "exp": int(time.time()) + 600}, SECRET, algorithm="HS256")
-    return {"Authorization": f"Bearer {token}"}
+    return bearer_for(user, SECRET)
 
 
 @pytest.fixture
@@ -31,15 +28,8 @@ def server_url(database_url: str, provider: ScriptedProvider) -> Iterator[str]:
 
 @pytest.fixture
 async def users(server_url: str) -> AsyncIterator[tuple[ChatKitClient, ChatKitClient]]:
-    alice, bob = (
-        ChatKitClient(server_url, bearer("alice")),
-        ChatKitClient(server_url, bearer("bob")),
-    )
-    try:
+    async with signed_in(server_url, SECRET, "alice", "bob") as (alice, bob):
         yield alice, bob
-    finally:
-        await alice.aclose()
-        await bob.aclose()
 
 
 async def test_user_b_cannot_reach_user_a_anywhere(
