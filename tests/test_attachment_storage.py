@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from chatkit.store import NotFoundError
 from chatkit.types import FileAttachment, ThreadMetadata
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatkit_backend.attachments.blobs import (
@@ -17,6 +19,9 @@ from chatkit_backend.attachments.blobs import (
     S3Blobs,
     open_blobs,
 )
+from chatkit_backend.attachments.service import Attachments
+from chatkit_backend.attachments.setup import rules_from
+from chatkit_backend.attachments.signing import UrlSigner
 from chatkit_backend.chat.store import SQLStore, new_id
 from chatkit_backend.chat.tables import AttachmentRow, ThreadRow
 from chatkit_backend.config import ConfigError, load_settings
@@ -133,3 +138,53 @@ async def test_thread_delete_and_purges_take_the_bytes(
     assert await blobs.get(unsent_old) is None
     assert await blobs.get(unsent_new) == b"bytes"
     assert (await store.load_attachment(unsent_new, CTX)).id == unsent_new
+
+
+class FailsOnce:
+    """A storage whose first delete fails (a network error, a full disk...)."""
+
+    def __init__(self, inner: BlobStorage) -> None:
+        self.inner = inner
+        self.failed = False
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self.inner.put(key, data)
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.inner.get(key)
+
+    async def delete(self, keys: Iterable[str]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise OSError("storage unavailable")
+        await self.inner.delete(keys)
+
+
+async def test_a_failed_byte_delete_is_finished_by_purge(engine: AsyncEngine) -> None:
+    """Rows go only after their bytes: a storage failing once leaves the attachment out of
+    reach but recorded, and purge deletes its bytes and then the row."""
+    store = SQLStore(engine)
+    inner = open_blobs(None, engine)
+    blobs = FailsOnce(inner)
+    store.blobs = blobs
+    attachments = Attachments(store, blobs, rules_from(load_settings()), UrlSigner("s"))
+    alone = await attachments.create_uploaded("a.txt", "text/plain", b"alone", CTX)
+    await attachments.delete_attachment(alone.id, CTX)  # the storage fails here
+    with pytest.raises(NotFoundError):
+        await store.load_attachment(alone.id, CTX)
+    assert await inner.get(alone.id) == b"alone"
+    async with engine.connect() as conn:
+        assert await conn.scalar(select(AttachmentRow.state).where(AttachmentRow.id == alone.id))
+
+    # A thread's attachments: the thread goes, the bytes wait for purge too.
+    blobs.failed = False
+    await store.save_thread(ThreadMetadata(id="thr_x", created_at=datetime.now()), CTX)
+    sent = await attachments.create_uploaded("b.txt", "text/plain", b"sent", CTX)
+    await store.save_attachment(sent.model_copy(update={"thread_id": "thr_x"}), CTX)
+    await store.delete_thread("thr_x", CTX)
+    assert await inner.get(sent.id) == b"sent"
+
+    assert await purge_unsent_attachments(engine, blobs) == 0
+    assert await inner.get(alone.id) is None and await inner.get(sent.id) is None
+    async with engine.connect() as conn:
+        assert (await conn.scalars(select(AttachmentRow.id))).all() == []

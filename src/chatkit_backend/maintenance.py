@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .attachments.records import DELETING, remove_deleted, sweep_deleting
 from .chat.tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 from .db import utcnow
 from .runs.tables import ActiveRunRow, UsageRow
@@ -32,14 +33,23 @@ async def purge_unsent_attachments(
             ids = list(
                 await conn.scalars(
                     select(AttachmentRow.id)
-                    .where(AttachmentRow.thread_id.is_(None), AttachmentRow.created_at < cutoff)
+                    .where(
+                        AttachmentRow.thread_id.is_(None),
+                        AttachmentRow.created_at < cutoff,
+                        AttachmentRow.state != DELETING,
+                    )
                     .limit(BATCH)
                 )
             )
             if not ids:
+                # And the deletes a failing storage interrupted before (records.py).
+                await sweep_deleting(engine, blobs)
                 return purged
-            await conn.execute(delete(AttachmentRow).where(AttachmentRow.id.in_(ids)))
-        await blobs.delete(ids)
+            await conn.execute(
+                update(AttachmentRow).where(AttachmentRow.id.in_(ids)).values(state=DELETING)
+            )
+        if not await remove_deleted(engine, blobs, ids):
+            return purged + len(ids)  # the storage fails: the next purge finishes these
         purged += len(ids)
 
 
@@ -70,9 +80,12 @@ async def purge_threads(
             files = list(
                 await conn.scalars(select(AttachmentRow.id).where(AttachmentRow.thread_id.in_(ids)))
             )
-            for table in (ItemRow, AttachmentRow, FeedbackRow, UsageRow):
+            for table in (ItemRow, FeedbackRow, UsageRow):
                 await conn.execute(delete(table).where(table.thread_id.in_(ids)))
+            # Attachment rows go after their bytes (records.py).
+            await conn.execute(
+                update(AttachmentRow).where(AttachmentRow.id.in_(files)).values(state=DELETING)
+            )
             await conn.execute(delete(ThreadRow).where(ThreadRow.id.in_(ids)))
-        if blobs is not None and files:
-            await blobs.delete(files)
+        await remove_deleted(engine, blobs, files)
         purged += len(ids)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatkit.store import AttachmentStore, NotFoundError
+from chatkit.store import AttachmentStore
 from chatkit.types import (
     Attachment,
     AttachmentCreateParams,
@@ -23,8 +23,9 @@ from sqlalchemy import select
 from ..chat.store import SQLStore, new_id
 from ..chat.tables import AttachmentRow
 from ..context import RequestContext
-from ..errors import NotFound
+from . import records
 from .blobs import BlobStorage
+from .records import not_found
 from .rules import UploadRules, base_type, is_image, size_mismatch
 from .signing import PREVIEW_SECONDS, UPLOAD_SECONDS, UrlSigner
 
@@ -41,10 +42,6 @@ def size_of(attachment: Attachment) -> int | None:
 
 def is_uploaded(attachment: Attachment) -> bool:
     return bool((attachment.metadata or {}).get("uploaded"))
-
-
-def not_found(attachment_id: str) -> NotFound:
-    return NotFound(f"Attachment {attachment_id} not found.", code="attachment_not_found")
 
 
 class Attachments(AttachmentStore[RequestContext]):
@@ -121,7 +118,8 @@ class Attachments(AttachmentStore[RequestContext]):
             row = (
                 await conn.execute(
                     select(AttachmentRow.data, AttachmentRow.user_id).where(
-                        AttachmentRow.id == attachment_id
+                        AttachmentRow.id == attachment_id,
+                        AttachmentRow.state != records.DELETING,
                     )
                 )
             ).first()
@@ -134,20 +132,35 @@ class Attachments(AttachmentStore[RequestContext]):
     async def store_upload(
         self, attachment: Attachment, data: bytes, context: RequestContext
     ) -> Attachment:
-        """Keep the uploaded bytes of a created attachment; they must be what was declared."""
+        """Keep the uploaded bytes of a created attachment; they must be what was declared.
+
+        The record is claimed (pending -> uploading) before a byte is written, so of two
+        uploads racing for it one gets 409; a delete that wins meanwhile takes the bytes
+        back out (records.py)."""
         declared = size_of(attachment)
         if declared is not None and len(data) != declared:
             raise size_mismatch(declared, len(data))
         self.rules.check_bytes(data, attachment.mime_type)
-        await self.blobs.put(attachment.id, data)
+        await records.claim_upload(self.store, attachment.id, context.user_id)
         done = attachment.model_copy(
             update={
                 "upload_descriptor": None,
                 "metadata": {**(attachment.metadata or {}), "uploaded": True},
             }
         )
-        await self.store.save_attachment(done, context)
+        await self._put_claimed(done, data, context)
         return done
+
+    async def _put_claimed(self, attachment: Attachment, data: bytes, ctx: RequestContext) -> None:
+        try:
+            await self.blobs.put(attachment.id, data)
+        except BaseException:
+            await records.release_upload(self.store, attachment.id, ctx.user_id)
+            raise
+        if not await records.finish_upload(self.store, attachment, ctx.user_id):
+            # Deleted while the bytes were on their way: they go too.
+            await self.blobs.delete([attachment.id])
+            raise not_found(attachment.id)
 
     # direct: one multipart POST ------------------------------------------
 
@@ -157,8 +170,9 @@ class Attachments(AttachmentStore[RequestContext]):
         self.rules.check_declared(name, len(data), mime_type)
         attachment = self._new(name, mime_type, len(data), context, uploaded=True)
         self.rules.check_bytes(data, attachment.mime_type)
-        await self.blobs.put(attachment.id, data)
-        await self.store.save_attachment(attachment, context)
+        # The record first (uploading), so bytes never exist without one.
+        await self.store.save_attachment(attachment, context, state=records.UPLOADING)
+        await self._put_claimed(attachment, data, context)
         return attachment
 
     # reading and deleting -------------------------------------------------
@@ -170,9 +184,7 @@ class Attachments(AttachmentStore[RequestContext]):
         return data
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
-        # Ownership first: another user's id is a 404, and its bytes stay.
-        try:
-            await self.store.load_attachment(attachment_id, context)
-        except NotFoundError:
-            raise not_found(attachment_id) from None
-        await self.blobs.delete([attachment_id])
+        # Ownership and state in one step: another user's id is a 404 and its bytes stay;
+        # one already sent in a message is a 409.
+        await records.mark_deleting(self.store, attachment_id, context.user_id)
+        await records.remove_deleted(self.store.engine, self.blobs, [attachment_id])

@@ -186,7 +186,8 @@ async def check_attachments(
         return
     if attachments is None:
         raise BadRequest("Attachments are not enabled on this server.", code="not_enabled")
-    from ..attachments.service import is_uploaded, not_found
+    from ..attachments.records import not_found
+    from ..attachments.service import is_uploaded
 
     limit = attachments.rules.max_per_message
     if len(input.attachments) > limit:
@@ -255,7 +256,7 @@ async def preflight(
         attachments.rules.check_declared(params.name, params.size, params.mime_type)
         return None
     if isinstance(request, AttachmentsDeleteReq) and attachments is not None:
-        from ..attachments.service import not_found
+        from ..attachments.records import not_found
 
         try:
             await store.load_attachment(request.params.attachment_id, ctx)

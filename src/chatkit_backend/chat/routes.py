@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 from chatkit.store import NotFoundError
-from chatkit.types import ChatKitReq, ThreadsCreateReq
+from chatkit.types import ChatKitReq, ThreadsAddUserMessageReq, ThreadsCreateReq
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -106,6 +106,24 @@ class Opened:
         self.lease = lease
 
 
+async def claim_attachments(
+    parsed: ChatKitReq, thread_id: str | None, server: ChatServer, ctx: RequestContext
+) -> list[str]:
+    """Tie a new message's attachments to its thread in one compare-and-set, so two
+    messages (or a message and a delete) racing for one attachment have one winner:
+    the loser gets 409 before its stream starts. Preflight made the same checks without
+    writing, for a clear error before admission."""
+    if not isinstance(parsed, ThreadsCreateReq | ThreadsAddUserMessageReq):
+        return []
+    if not parsed.params.input.attachments or thread_id is None:
+        return []
+    from ..attachments.records import claim_for_thread
+
+    return await claim_for_thread(
+        server.sql_store, parsed.params.input.attachments, thread_id, ctx.user_id
+    )
+
+
 async def open_request(
     parsed: ChatKitReq,
     request: Request,
@@ -132,9 +150,15 @@ async def open_request(
     if isinstance(parsed, PRODUCING) and thread_id is not None:
         lease = await admission.admit(thread_id, ctx, request.headers.get("idempotency-key"))
         ctx = replace(ctx, run=lease)
+    claimed: list[str] = []
     try:
+        claimed = await claim_attachments(parsed, thread_id, server, ctx)
         result = await server.process_parsed(parsed, ctx)
     except BaseException as exc:
+        if claimed and thread_id is not None:
+            from ..attachments.records import release_from_thread
+
+            await release_from_thread(server.sql_store, claimed, thread_id, ctx.user_id)
         if lease is not None:
             await admission.registry.release(lease)
         if isinstance(exc, NotFoundError):

@@ -36,6 +36,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -269,14 +270,21 @@ class SQLStore(Store[RequestContext]):
                 )
             )
             # The SDK leaves attachments and feedback behind; a deleted thread leaves nothing.
-            for table in (ItemRow, AttachmentRow, FeedbackRow):
+            for table in (ItemRow, FeedbackRow):
                 await conn.execute(
                     delete(table).where(table.thread_id == thread_id, table.user_id == uid)
                 )
-        if files and self.blobs is not None:
-            # After the commit: bytes without a record are unreachable, a record without
-            # bytes would be a broken link.
-            await self.blobs.delete(files)
+            # Attachments are marked, and their rows go only once their bytes have: a
+            # storage that fails leaves them for purge to finish, never bytes unrecorded.
+            await conn.execute(
+                update(AttachmentRow)
+                .where(AttachmentRow.thread_id == thread_id, AttachmentRow.user_id == uid)
+                .values(state="deleting")
+            )
+        if files:
+            from ..attachments.records import remove_deleted
+
+            await remove_deleted(self.engine, self.blobs, files)
 
     # items -----------------------------------------------------------------
 
@@ -374,8 +382,15 @@ class SQLStore(Store[RequestContext]):
 
     # attachments -----------------------------------------------------------
 
-    async def save_attachment(self, attachment: Attachment, context: RequestContext) -> None:
+    async def save_attachment(
+        self, attachment: Attachment, context: RequestContext, *, state: str | None = None
+    ) -> None:
+        """A new attachment (`state` as given, else from its `uploaded` flag), or the SDK
+        saving one with the thread it was sent in. The state of an existing row is only
+        ever changed by the compare-and-set steps of attachments/records.py, and a row
+        being deleted is left alone."""
         data = attachment.model_dump_json()
+        uploaded = bool((attachment.metadata or {}).get("uploaded"))
         table = AttachmentRow.__table__
         stmt = self._insert(table).values(
             id=attachment.id,
@@ -383,11 +398,12 @@ class SQLStore(Store[RequestContext]):
             thread_id=attachment.thread_id,
             created_at=utcnow(),
             data=data,
+            state=state or ("ready" if uploaded else "pending"),
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=["id"],
             set_={"data": data, "thread_id": attachment.thread_id},
-            where=table.c.user_id == context.user_id,
+            where=(table.c.user_id == context.user_id) & (table.c.state != "deleting"),
         )
         async with self._write() as conn:
             await conn.execute(stmt)
@@ -398,6 +414,7 @@ class SQLStore(Store[RequestContext]):
                 select(AttachmentRow.data).where(
                     AttachmentRow.id == attachment_id,
                     AttachmentRow.user_id == context.user_id,
+                    AttachmentRow.state != "deleting",
                 )
             )
         if data is None:
@@ -406,11 +423,15 @@ class SQLStore(Store[RequestContext]):
         return self.present(attachment, context) if self.present else attachment
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
+        # The SDK calls this after the attachment store's delete, which removed the row
+        # once the bytes were gone; a row left `deleting` (its bytes could not be deleted)
+        # stays for purge to finish.
         async with self._write() as conn:
             await conn.execute(
                 delete(AttachmentRow).where(
                     AttachmentRow.id == attachment_id,
                     AttachmentRow.user_id == context.user_id,
+                    AttachmentRow.state != "deleting",
                 )
             )
 

@@ -56,6 +56,9 @@ class AttachmentRow(Base):
     thread_id: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     data: Mapped[str] = mapped_column(Text)
+    # pending | uploading | ready | deleting (attachments/records.py): each change is one
+    # compare-and-set UPDATE, so racing uploads, uses and deletes have one winner.
+    state: Mapped[str] = mapped_column(String(16), server_default="ready")
 
     __table_args__ = (Index("ix_attachments_user", "user_id"),)
 
