@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     attachment_url_secret: str | None = None
     # Characters of a text file the model reads; the rest is cut with a note.
     attachment_text_chars: int = Field(default=20_000, ge=100)
+    # Bytes of images one model request carries, newest first; older ones are named.
+    model_image_bytes_budget: int = Field(default=20 * 1024 * 1024, ge=0)
     # Voice input (input.transcribe): a model such as openai/whisper-1; unset: off.
     transcription_model: str | None = None
 

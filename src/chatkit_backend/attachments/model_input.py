@@ -3,7 +3,8 @@
 Images go as `input_image` parts with a data URL (no URL of ours needs to be
 reachable from the provider). Text-like files, and the text of PDFs (pypdf), go as
 text, cut to ATTACHMENT_TEXT_CHARS with a note saying so. Anything else is named with its type
-and size, so the model can at least say what it was given.
+and size, so the model can at least say what it was given. Images of one request share
+MODEL_IMAGE_BYTES_BUDGET, newest first; the rest are named with a note.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import base64
 import io
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from chatkit.types import Attachment
@@ -62,10 +64,38 @@ def _cut(text: str, max_chars: int) -> str:
     return text[:max_chars] + CUT_NOTE.format(len(text) - max_chars)
 
 
+def images_within_budget(newest_first: Iterable[Attachment], budget: int) -> set[str]:
+    """The ids of the images one model request shows: newest first while their bytes fit
+    in `budget` (MODEL_IMAGE_BYTES_BUDGET). Ten 20 MiB images, or the same images replayed
+    on every later turn, would pass what providers accept in one request."""
+    shown: set[str] = set()
+    used = 0
+    for attachment in newest_first:
+        if not is_image(attachment.mime_type) or attachment.id in shown:
+            continue
+        size = size_of(attachment) or 0
+        if used + size <= budget:
+            shown.add(attachment.id)
+            used += size
+    return shown
+
+
+def over_budget_note(attachment: Attachment) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "input_text",
+            "text": f"[Attached image {_describe(attachment, size_of(attachment))} not shown: "
+            "over the per-request image budget]",
+        }
+    ]
+
+
 async def attachment_parts(
-    attachment: Attachment, attachments: Attachments, text_chars: int
+    attachment: Attachment, attachments: Attachments, text_chars: int, *, show_image: bool = True
 ) -> list[dict[str, Any]]:
-    """The content parts of one attachment."""
+    """The content parts of one attachment; an image not to be shown is named instead."""
+    if is_image(attachment.mime_type) and not show_image:
+        return over_budget_note(attachment)
     try:
         data = await attachments.content(attachment)
     except Exception:  # deleted since (or its storage failed): say so, don't fail the turn

@@ -9,6 +9,8 @@ user content is a list of parts. Everything textual is sent as a plain string.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from agents import TResponseInputItem
@@ -18,6 +20,7 @@ from chatkit.types import (
     HiddenContextItem,
     SDKHiddenContextItem,
     TaskItem,
+    ThreadItem,
     UserMessageItem,
     UserMessageTagContent,
     WidgetItem,
@@ -30,6 +33,9 @@ if TYPE_CHECKING:
     from ..attachments.service import Attachments
 
 InputItems = TResponseInputItem | list[TResponseInputItem] | None
+
+# The ids of the images the request being converted shows (None: outside to_agent_input).
+_shown_images: ContextVar[set[str] | None] = ContextVar("shown_images", default=None)
 
 
 def _user(text: str) -> TResponseInputItem:
@@ -47,9 +53,35 @@ class HistoryConverter(ThreadItemConverter):
     """ThreadItemConverter whose messages are plain strings (a list of parts only when
     the message carries attachments: images need their own part)."""
 
-    def __init__(self, attachments: Attachments | None = None, text_chars: int = 20_000) -> None:
+    def __init__(
+        self,
+        attachments: Attachments | None = None,
+        text_chars: int = 20_000,
+        image_bytes: int = 20 * 1024 * 1024,
+    ) -> None:
         self.attachments = attachments
         self.text_chars = text_chars
+        self.image_bytes = image_bytes
+
+    async def to_agent_input(
+        self, thread_items: Sequence[ThreadItem] | ThreadItem
+    ) -> list[TResponseInputItem]:
+        # The images this request shows are chosen over all its items, newest first; one
+        # converter serves concurrent turns, so the choice lives in this task's context.
+        items = list(thread_items) if isinstance(thread_items, Sequence) else [thread_items]
+        from ..attachments.model_input import images_within_budget
+
+        newest_first = (
+            attachment
+            for item in reversed(items)
+            if isinstance(item, UserMessageItem)
+            for attachment in reversed(item.attachments)
+        )
+        token = _shown_images.set(images_within_budget(newest_first, self.image_bytes))
+        try:
+            return await super().to_agent_input(items)
+        finally:
+            _shown_images.reset(token)
 
     async def user_message_to_input(
         self, item: UserMessageItem, is_last_message: bool = True
@@ -63,8 +95,14 @@ class HistoryConverter(ThreadItemConverter):
             from ..attachments.model_input import attachment_parts
 
             parts: list[dict[str, Any]] = [{"type": "input_text", "text": text}] if text else []
+            shown = _shown_images.get()
             for attachment in item.attachments:
-                parts += await attachment_parts(attachment, self.attachments, self.text_chars)
+                parts += await attachment_parts(
+                    attachment,
+                    self.attachments,
+                    self.text_chars,
+                    show_image=shown is None or attachment.id in shown,
+                )
             message: Any = {"role": "user", "content": parts}
             out = [message]
         if item.quoted_text and is_last_message:

@@ -127,7 +127,9 @@ class ChatServer(ChatKitServer[RequestContext]):
         self.settings = settings
         self.history_items = settings.history_items
         self.model_timeout = settings.model_timeout_seconds
-        self.converter = HistoryConverter(attachments, settings.attachment_text_chars)
+        self.converter = HistoryConverter(
+            attachments, settings.attachment_text_chars, settings.model_image_bytes_budget
+        )
         self.transcriber = Transcriber(settings) if settings.transcription_model else None
         # The most audio input.transcribe takes (None: transcription is off).
         self.audio_max_bytes = settings.attachment_max_bytes if self.transcriber else None
