@@ -10,11 +10,17 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatkit_backend.agent.titles import TITLE_PROMPT
+from chatkit_backend.chat.tables import AttachmentRow
+from chatkit_backend.config import load_settings
+from chatkit_backend.db import create_engine
 
 from .conftest import scripted_settings
 from .live import ChatKitClient, live_server, signed_in
+from .pdfs import text_pdf
 from .scripted_provider import ScriptedProvider, Text
 
 SECRET = "attachment-budgets-secret-0123456789abcdef"
@@ -51,10 +57,14 @@ def message(text: str, *attachments: str) -> dict[str, Any]:
     }
 
 
-def request_with(provider: ScriptedProvider, needle: str) -> str:
-    """The (one) model request whose body holds `needle`: a turn, not a title request."""
+def turns_with(provider: ScriptedProvider, needle: str) -> list[str]:
+    """The model requests holding `needle`, turns only (not title requests)."""
     bodies = (json.dumps(r) for r in provider.requests)
-    (body,) = [b for b in bodies if needle in b and TITLE_PROMPT not in b]
+    return [b for b in bodies if needle in b and TITLE_PROMPT not in b]
+
+
+def request_with(provider: ScriptedProvider, needle: str) -> str:
+    (body,) = turns_with(provider, needle)
     return body
 
 
@@ -87,3 +97,45 @@ async def test_images_past_the_budget_are_named_newest_first(
     note = "not shown: over the per-request image budget"
     assert f"image old.png (image/png, 600 bytes) {note}" in body
     assert f"image huge.png (image/png, {len(huge)} bytes) {note}" in body
+
+
+async def test_a_pdf_is_read_once_and_its_kept_text_reaches_every_turn(
+    alice: ChatKitClient, provider: ScriptedProvider, database_url: str
+) -> None:
+    attachment_id = await direct(
+        alice, "report.pdf", text_pdf("Margins rose 7%"), "application/pdf"
+    )
+    engine = create_engine(load_settings(database_url=database_url).async_database_url)
+    try:
+        # Extracted when the upload completed, already cut to the budget.
+        assert await kept_text(engine, attachment_id) == "\nMargins rose 7%"
+        # Every turn reads the record, not the PDF: what is kept is what the model sees.
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(AttachmentRow)
+                .where(AttachmentRow.id == attachment_id)
+                .values(extracted_text="\nThe kept text, not the PDF's")
+            )
+        provider.enqueue(Text("Seen."), Text("Again."))
+        events = await alice.stream("threads.create", input=message("Turn one", attachment_id))
+        await alice.stream(
+            "threads.add_user_message",
+            thread_id=events[0]["thread"]["id"],
+            input=message("Turn two"),
+        )
+        # Turn one's request, and turn two's replaying it.
+        bodies = turns_with(provider, "Turn one")
+        assert len(bodies) == 2 and "Turn two" in bodies[1]
+        for body in bodies:
+            assert "report.pdf (application/pdf" in body
+            assert "The kept text, not the PDF's" in body and "Margins rose" not in body
+    finally:
+        await engine.dispose()
+
+
+async def kept_text(engine: AsyncEngine, attachment_id: str) -> str | None:
+    async with engine.connect() as conn:
+        text = await conn.scalar(
+            select(AttachmentRow.extracted_text).where(AttachmentRow.id == attachment_id)
+        )
+    return None if text is None else str(text)

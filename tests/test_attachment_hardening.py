@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chatkit_backend.attachments import model_input
+from chatkit_backend.attachments import extraction
 from chatkit_backend.attachments.blobs import DirectoryBlobs
 from chatkit_backend.attachments.signing import UrlSigner
 
@@ -55,7 +55,7 @@ def test_a_pdf_the_extractor_chokes_on_is_named_not_fatal(
         raise error("hostile file")
 
     monkeypatch.setattr(pypdf, "PdfReader", broken)
-    assert model_input.pdf_text(b"%PDF-1.7 ...", 1000) is None
+    assert extraction.pdf_text(b"%PDF-1.7 ...", 1000) is None
 
 
 async def test_unshared_signing_keys_are_warned_about_on_postgresql(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatkit_backend.attachments.blobs import DatabaseBlobs
-from chatkit_backend.attachments.model_input import attachment_parts, pdf_text
+from chatkit_backend.attachments.extraction import pdf_for_model, pdf_text
+from chatkit_backend.attachments.model_input import attachment_parts
 from chatkit_backend.attachments.rules import DEFAULT_TYPES, UploadRules
 from chatkit_backend.attachments.service import Attachments
 from chatkit_backend.attachments.signing import UrlSigner
 from chatkit_backend.chat.store import SQLStore
+from chatkit_backend.chat.tables import AttachmentRow
 from chatkit_backend.context import RequestContext
 from chatkit_backend.errors import NotFound
 
@@ -71,3 +74,29 @@ async def test_only_the_owner_deletes(engine: AsyncEngine) -> None:
 def test_pdf_text_stops_reading_past_the_budget() -> None:
     assert pdf_text(text_pdf("Page text"), 3) == "Page text"
     assert pdf_text(b"not a pdf", 100) is None
+
+
+async def test_a_pdf_not_read_in_time_is_named_with_a_note() -> None:
+    # No time at all: the worker thread cannot have answered yet.
+    assert await pdf_for_model(text_pdf("Slow"), 1000, seconds=0) == (
+        " (its text could not be read within 0 seconds)"
+    )
+    assert await pdf_for_model(text_pdf("Quick"), 1000) == "\nQuick"
+
+
+async def test_a_pdf_uploaded_before_texts_were_kept_is_read_once_on_first_use(
+    engine: AsyncEngine,
+) -> None:
+    attachments = service(engine)
+    pdf = await attachments.create_uploaded("o.pdf", "application/pdf", text_pdf("Older"), CTX)
+    async with engine.begin() as conn:  # as a row from before migration 0008
+        await conn.execute(
+            update(AttachmentRow).where(AttachmentRow.id == pdf.id).values(extracted_text=None)
+        )
+    (read,) = await attachment_parts(pdf, attachments, 1000)
+    assert read["text"].endswith("]\nOlder")
+    async with engine.connect() as conn:
+        kept = await conn.scalar(
+            select(AttachmentRow.extracted_text).where(AttachmentRow.id == pdf.id)
+        )
+    assert kept == "\nOlder"

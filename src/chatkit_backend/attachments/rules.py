@@ -53,6 +53,10 @@ def is_image(mime_type: str) -> bool:
     return base_type(mime_type).startswith("image/")
 
 
+def is_pdf(mime_type: str) -> bool:
+    return base_type(mime_type) == "application/pdf"
+
+
 def is_text(mime_type: str) -> bool:
     kind = base_type(mime_type)
     return kind.startswith("text/") or kind in {"application/json"}

@@ -18,15 +18,16 @@ from chatkit.types import (
     ImageAttachment,
 )
 from pydantic import AnyUrl, TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..chat.store import SQLStore, new_id
 from ..chat.tables import AttachmentRow
 from ..context import RequestContext
 from . import records
 from .blobs import BlobStorage
+from .extraction import pdf_for_model
 from .records import not_found
-from .rules import UploadRules, base_type, is_image, size_mismatch
+from .rules import UploadRules, base_type, is_image, is_pdf, size_mismatch
 from .signing import PREVIEW_SECONDS, UPLOAD_SECONDS, UrlSigner
 
 _adapter: TypeAdapter[Attachment] = TypeAdapter(Attachment)
@@ -46,12 +47,19 @@ def is_uploaded(attachment: Attachment) -> bool:
 
 class Attachments(AttachmentStore[RequestContext]):
     def __init__(
-        self, store: SQLStore, blobs: BlobStorage, rules: UploadRules, signer: UrlSigner
+        self,
+        store: SQLStore,
+        blobs: BlobStorage,
+        rules: UploadRules,
+        signer: UrlSigner,
+        text_chars: int = 20_000,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.rules = rules
         self.signer = signer
+        # ATTACHMENT_TEXT_CHARS: the budget a PDF's kept text is cut to.
+        self.text_chars = text_chars
 
     def _new(
         self, name: str, mime_type: str, size: int, context: RequestContext, *, uploaded: bool
@@ -149,6 +157,7 @@ class Attachments(AttachmentStore[RequestContext]):
             }
         )
         await self._put_claimed(done, data, context)
+        await self._extract(done, data)
         return done
 
     async def _put_claimed(self, attachment: Attachment, data: bytes, ctx: RequestContext) -> None:
@@ -173,7 +182,36 @@ class Attachments(AttachmentStore[RequestContext]):
         # The record first (uploading), so bytes never exist without one.
         await self.store.save_attachment(attachment, context, state=records.UPLOADING)
         await self._put_claimed(attachment, data, context)
+        await self._extract(attachment, data)
         return attachment
+
+    # what the model reads of a PDF, extracted once -----------------------
+
+    async def _extract(self, attachment: Attachment, data: bytes) -> str | None:
+        """At upload completion: the upload answers once the text is kept, so no turn
+        waits for it."""
+        if not is_pdf(attachment.mime_type):
+            return None
+        text = await pdf_for_model(data, self.text_chars)
+        async with self.store._write() as conn:
+            await conn.execute(
+                update(AttachmentRow)
+                .where(AttachmentRow.id == attachment.id, AttachmentRow.extracted_text.is_(None))
+                .values(extracted_text=text)
+            )
+        return text
+
+    async def pdf_text(self, attachment: Attachment) -> str:
+        """What the model reads after a PDF's header: kept at upload, or extracted now
+        (and kept) for one uploaded before texts were kept."""
+        async with self.store.engine.connect() as conn:
+            kept = await conn.scalar(
+                select(AttachmentRow.extracted_text).where(AttachmentRow.id == attachment.id)
+            )
+        if kept is not None:
+            return str(kept)
+        text = await self._extract(attachment, await self.content(attachment))
+        return text or ""
 
     # reading and deleting -------------------------------------------------
 

@@ -34,7 +34,9 @@ def open_attachments(settings: Settings, engine: AsyncEngine, store: SQLStore) -
             "attachments: no ATTACHMENT_URL_SECRET (or BETTER_AUTH_SECRET): signed upload and "
             "preview URLs work only on the process that made them; set one shared secret"
         )
-    attachments = Attachments(store, blobs, rules_from(settings), signer)
+    attachments = Attachments(
+        store, blobs, rules_from(settings), signer, settings.attachment_text_chars
+    )
     store.blobs = blobs
     store.present = attachments.fresh
     store.attachment_link = lambda attachment_id, ctx: str(

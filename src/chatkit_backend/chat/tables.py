@@ -59,6 +59,8 @@ class AttachmentRow(Base):
     # pending | uploading | ready | deleting (attachments/records.py): each change is one
     # compare-and-set UPDATE, so racing uploads, uses and deletes have one winner.
     state: Mapped[str] = mapped_column(String(16), server_default="ready")
+    # What the model reads of a PDF, extracted once (attachments/extraction.py).
+    extracted_text: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_attachments_user", "user_id"),)
 
