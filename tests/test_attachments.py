@@ -366,7 +366,10 @@ async def test_upload_edges(users: tuple[ChatKitClient, ChatKitClient]) -> None:
         kind = "multipart/form-data" + (f"; boundary={boundary}" if boundary else "")
         return {"content": body, "headers": {"content-type": kind}}
 
-    part = b'--b\r\nContent-Disposition: form-data; name="file"%s\r\n\r\nabc\r\n'
+    part = (
+        b'--b\r\nContent-Disposition: form-data; name="file"%s\r\n'
+        b"Content-Type: text/plain\r\n\r\nabc\r\n"
+    )
     cases = [
         multipart(part % b'; filename="a.txt"' * 2 + b"--b--\r\n"),  # two files
         multipart(part % b"" + b"--b--\r\n"),  # no filename

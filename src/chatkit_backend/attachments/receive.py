@@ -3,12 +3,13 @@
 Two shapes arrive: the raw bytes as the body, or a multipart form whose `file` part
 holds them (what the ChatKit frontend and a browser `FormData` send). Multipart is
 parsed as it streams (python-multipart's push parser), so an oversized file is cut off
-at the limit rather than spooled whole first.
+at the limit rather than spooled whole first; the file's declared name and type, and its
+first bytes, can be checked as soon as they arrive (routes.py), before the rest is read.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -40,15 +41,46 @@ async def _chunks(request: Request) -> AsyncIterator[bytes]:
         raise BadRequest("The upload was interrupted.", code="upload_interrupted") from None
 
 
-async def receive_upload(request: Request, limit: int, too_large: ApiError) -> Received:
-    """The uploaded file; raises `too_large` as soon as it passes `limit` bytes."""
+# Bytes enough for every signature rules.py checks (WebP's is at bytes 8 to 12).
+SNIFF_BYTES = 16
+
+# Called with the file part's filename and type once its headers are read, before any of
+# its bytes: may raise to refuse the upload then.
+CheckFile = Callable[[str | None, str | None], None]
+# Called once with the file's first SNIFF_BYTES (or all of a shorter file) and its type.
+Sniff = Callable[[bytes, str | None], None]
+
+
+class _Sniffer:
+    def __init__(self, sniff: Sniff | None) -> None:
+        self.sniff = sniff
+
+    def fed(self, found: Received, ended: bool = False) -> None:
+        if self.sniff is not None and (ended or len(found.data) >= SNIFF_BYTES):
+            sniff, self.sniff = self.sniff, None
+            sniff(bytes(found.data[:SNIFF_BYTES]), found.mime_type)
+
+
+async def receive_upload(
+    request: Request,
+    limit: int,
+    too_large: ApiError,
+    *,
+    check_file: CheckFile | None = None,
+    sniff: Sniff | None = None,
+) -> Received:
+    """The uploaded file; raises `too_large` as soon as it passes `limit` bytes, and
+    whatever `check_file` and `sniff` raise as soon as what they look at has arrived."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    sniffer = _Sniffer(sniff)
     if content_type != b"multipart/form-data":
         raw = Received(mime_type=content_type.decode("latin-1") or None)
         async for chunk in _chunks(request):
             raw.data += chunk
+            sniffer.fed(raw)  # (first: a wrong type is the answer, even past the limit)
             if len(raw.data) > limit:
                 raise too_large
+        sniffer.fed(raw, ended=True)
         return raw
 
     boundary = options.get(b"boundary")
@@ -84,10 +116,13 @@ async def receive_upload(request: Request, limit: int, too_large: ApiError) -> R
             filename = disposition.get(b"filename")
             found.filename = filename.decode("utf-8", "replace") if filename else None
             found.mime_type = part.headers.get("content-type")
+            if check_file is not None:
+                check_file(found.filename, found.mime_type)
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if part.is_file:
             found.data += data[start:end]
+            sniffer.fed(found)
             if len(found.data) > limit:
                 raise too_large
 
@@ -121,4 +156,5 @@ async def receive_upload(request: Request, limit: int, too_large: ApiError) -> R
         # The parser's finalize() accepts a body cut before its closing boundary (a proxy
         # or client that gave up): that file is incomplete, never stored as if whole.
         raise BadRequest("The multipart upload ended early.", code="upload_interrupted")
+    sniffer.fed(found, ended=True)
     return found

@@ -30,6 +30,8 @@ router = APIRouter(tags=["attachments"])
 
 _adapter: TypeAdapter[Attachment] = TypeAdapter(Attachment)
 
+OCTET_STREAM = "application/octet-stream"
+
 # Room for a multipart envelope around the file (boundaries, part headers).
 MULTIPART_SLACK = 64 * 1024
 
@@ -82,7 +84,10 @@ async def _two_phase(
             code="attachment_size_mismatch",
         )
     )
-    received = await receive_upload(request, limit, over)
+    kind = attachment.mime_type
+    received = await receive_upload(
+        request, limit, over, sniff=lambda head, _: rules.check_signature(head, kind)
+    )
     done = await attachments.store_upload(attachment, bytes(received.data), owner)
     shown = RequestContext(owner.user_id, base_url=str(request.base_url))
     return _json(attachments.fresh(done, shown))
@@ -104,17 +109,30 @@ async def direct_upload(
     attachments: Service,
     ctx: Annotated[RequestContext, Depends(current_context)],
 ) -> Response:
-    _early_limit(request, attachments.rules.max_bytes, attachments)
+    rules = attachments.rules
+    _early_limit(request, rules.max_bytes, attachments)
+
+    def check_file(filename: str | None, mime_type: str | None) -> None:
+        # The part's name and declared type are refused before a byte of it is read.
+        if filename is None:
+            raise BadRequest(
+                'Send the file as a multipart "file" part with a filename.', code="invalid_upload"
+            )
+        rules.check_declared(filename, None, mime_type or OCTET_STREAM)
+
+    def sniff(head: bytes, mime_type: str | None) -> None:
+        rules.check_signature(head, mime_type or OCTET_STREAM)
+
     received = await receive_upload(
-        request, attachments.rules.max_bytes, attachments.rules.too_large()
+        request, rules.max_bytes, rules.too_large(), check_file=check_file, sniff=sniff
     )
-    if received.filename is None:
+    if received.filename is None:  # (a body that is not multipart)
         raise BadRequest(
             'Send the file as a multipart "file" part with a filename.', code="invalid_upload"
         )
     attachment = await attachments.create_uploaded(
         received.filename,
-        received.mime_type or "application/octet-stream",
+        received.mime_type or OCTET_STREAM,
         bytes(received.data),
         ctx,
     )

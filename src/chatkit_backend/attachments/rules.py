@@ -96,14 +96,17 @@ class UploadRules:
             f"Attachments are limited to {self.max_bytes} bytes.", code="attachment_too_large"
         )
 
+    def check_signature(self, head: bytes, mime_type: str) -> None:
+        """Refuse a file whose first bytes already show it is not its declared type (the
+        binary types with a certain signature; anything else passes here)."""
+        if not _signature_matches(head, base_type(mime_type)):
+            raise _type_mismatch(base_type(mime_type))
+
     def check_bytes(self, data: bytes, mime_type: str) -> None:
         """Refuse bytes that are not what their declared type says they are."""
         kind = base_type(mime_type)
-        signatures = _SIGNATURES.get(kind)
-        if kind == "image/webp":
-            matches = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-        elif signatures is not None:
-            matches = data.startswith(signatures)
+        if kind == "image/webp" or kind in _SIGNATURES:
+            matches = _signature_matches(data, kind)
         elif is_text(kind):
             try:
                 data.decode("utf-8")
@@ -113,9 +116,20 @@ class UploadRules:
         else:
             matches = True  # legacy Office formats: no signature worth trusting
         if not matches:
-            raise UnsupportedMediaType(
-                f"The uploaded bytes are not {kind}.", code="attachment_type_mismatch"
-            )
+            raise _type_mismatch(kind)
+
+
+def _signature_matches(head: bytes, kind: str) -> bool:
+    if kind == "image/webp":
+        return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    signatures = _SIGNATURES.get(kind)
+    return signatures is None or head.startswith(signatures)
+
+
+def _type_mismatch(kind: str) -> UnsupportedMediaType:
+    return UnsupportedMediaType(
+        f"The uploaded bytes are not {kind}.", code="attachment_type_mismatch"
+    )
 
 
 def size_mismatch(declared: int, received: int) -> UnprocessableContent:
