@@ -174,6 +174,11 @@ async def test_two_messages_racing_for_one_attachment(
     # The winner's thread shows it; the attachment is in exactly one conversation.
     threads = (await alice.call("threads.list", limit=10))["data"]
     assert len(threads) == 1
+    # Sent, it belongs to that conversation: deleting it alone is refused.
+    deleted = await alice.post(
+        {"type": "attachments.delete", "params": {"attachment_id": attachment_id}}
+    )
+    assert code(deleted) == (409, "attachment_in_use")
 
 
 async def test_a_message_racing_a_delete(
