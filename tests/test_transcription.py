@@ -41,6 +41,12 @@ async def test_the_transcript_comes_back_and_the_audio_reached_the_provider(
     assert AUDIO in sent and b"whisper-1" in sent and b"audio/webm" in sent
 
 
+async def test_features_say_transcription_is_on(client: ChatKitClient) -> None:
+    response = await client.http.get("/api/features")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"transcription": True}
+
+
 async def test_bad_audio_is_a_clear_4xx(client: ChatKitClient, provider: ScriptedProvider) -> None:
     cases = [
         (transcribe(AUDIO, "video/mp4"), 415, "audio_type_not_allowed"),
@@ -150,7 +156,9 @@ async def test_without_a_model_it_is_not_enabled(database_url: str) -> None:
     with live_server(load_settings(database_url=database_url, model="offline")) as url:
         async with httpx.AsyncClient(base_url=url) as http:
             response = await http.post("/chatkit", json=transcribe(AUDIO))
+            features = await http.get("/api/features")
     assert response.status_code == 400 and response.json()["code"] == "not_enabled"
+    assert features.json() == {"transcription": False}
 
 
 async def test_a_failing_service_is_a_502_without_details(database_url: str) -> None:
