@@ -105,6 +105,50 @@ async def test_a_failing_service_says_so_and_leaves_the_composer_alone(
             await expect(page.testid("mic")).to_be_enabled()
 
 
+async def test_a_recording_over_the_limit_is_refused_with_a_clear_message(
+    browser: Browser, tmp_path: Path, provider: ScriptedProvider, request: pytest.FixtureRequest
+) -> None:
+    servers = start_server(
+        tmp_path,
+        provider,
+        model="offline",
+        transcription_model="openai/whisper-1",
+        attachment_max_bytes=100,  # less than a second of any recording
+    )
+    url = next(servers)
+    try:
+        async for page in open_page(browser, url, request):
+            page.allowed_errors.append("413")
+            await record_a_second(page)
+            await expect(page.testid("error")).to_contain_text("The recording is too long")
+            await expect(page.testid("composer")).to_have_value("")
+    finally:
+        servers.close()
+    assert provider.transcriptions == []
+
+
+async def test_a_refused_microphone_says_how_to_allow_it(
+    voice_url: str, request: pytest.FixtureRequest
+) -> None:
+    """Without the fake permission prompt, a browser that was not given the microphone
+    refuses it, as when a person clicks Block."""
+    require(CHROMIUM.is_file(), f"no browser at {CHROMIUM}")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[*LAUNCH_ARGS, "--use-fake-device-for-media-stream"],
+            headless=True,
+        )
+        try:
+            async for page in open_page(browser, voice_url, request):
+                await page.testid("mic").click()
+                await expect(page.testid("error")).to_contain_text("Microphone access was denied")
+                await expect(page.testid("mic")).to_have_attribute("aria-pressed", "false")
+                await expect(page.testid("mic-time")).to_be_hidden()
+        finally:
+            await browser.close()
+
+
 async def test_without_transcription_there_is_no_microphone(
     browser: Browser, tmp_path: Path, provider: ScriptedProvider, request: pytest.FixtureRequest
 ) -> None:
