@@ -7,7 +7,10 @@ with it, long before LiteLLM (seconds to import) is needed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 OPENAI_PREFIX = "openai/"
 LITELLM_PREFIX = "litellm/"
@@ -50,6 +53,11 @@ def what_works() -> str:
         f"the OpenAI client), or through LiteLLM {litellm_ones} or litellm/openai/<model>; "
         "LiteLLM has no transcription for other providers (gemini/, anthropic/, ollama/, ...)"
     )
+
+
+def transcribes_through_litellm(settings: Settings) -> bool:
+    value = settings.transcription_model
+    return value is not None and parse_transcription_model(value).route == "litellm"
 
 
 def parse_transcription_model(value: str) -> TranscriptionModel:
