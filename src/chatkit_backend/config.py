@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .attachments.transcription_models import parse_transcription_model
 from .db_pooler import DROPPED_URL_OPTIONS, names_a_pooler
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/chatkit.db"
@@ -91,7 +92,8 @@ class Settings(BaseSettings):
     attachment_url_secret: str | None = None
     # Characters of a text file the model reads; the rest is cut with a note.
     attachment_text_chars: int = Field(default=20_000, ge=100)
-    # Voice input (input.transcribe): a model such as openai/whisper-1; unset: off.
+    # Voice input (input.transcribe): openai/whisper-1, groq/whisper-large-v3, ... (what
+    # works: attachments/transcription_models.py); unset: off.
     transcription_model: str | None = None
 
     # --- runs and limits ---
@@ -280,12 +282,9 @@ class Settings(BaseSettings):
 
     @field_validator("transcription_model")
     @classmethod
-    def _openai_compatible_transcription(cls, value: str | None) -> str | None:
-        if value is not None and (not value.startswith("openai/") or value == "openai/"):
-            raise ValueError(
-                "must be openai/<model> (OpenAI, or an OpenAI-compatible server at "
-                "MODEL_API_BASE), for example openai/whisper-1"
-            )
+    def _known_transcription_route(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_transcription_model(value)  # ValueError saying what works
         return value
 
     @field_validator("attachment_types", mode="before")
