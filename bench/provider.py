@@ -7,7 +7,8 @@ steered over stdin/stdout, one JSON object a line:
   -> {"cmd": "reset"}                    forget recorded requests and streams
   <- {"ok": true, ...}
 The first line it prints is {"base_url": ...}. Title requests (system prompt
-TITLE_PROMPT) always get a short fixed title.
+TITLE_PROMPT) get a short fixed title, except in mode "conversation", which answers
+them like any other request.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ MODES: dict[str, Text] = {
     # A slow model: one character a second for two minutes; the capacity section holds
     # many such streams open at once (its streams hang up when measured).
     "hold": Text("h" * 120, chunk_chars=1, delay=1.0),
+    # The conversations section: as "overhead", and title requests get this reply too, so
+    # a title costs the provider and the model route as much as a reply does.
+    "conversation": Text(OVERHEAD_TEXT, chunk_chars=8),
 }
 TITLE = Text("Bench title")
 
@@ -49,7 +53,7 @@ def is_title(body: dict[str, Any]) -> bool:
 def main() -> None:
     mode = ["overhead"]
     provider = ScriptedProvider()
-    provider.route(is_title, TITLE)
+    provider.route(lambda body: is_title(body) and mode[0] != "conversation", TITLE)
     for name, reply in MODES.items():
         provider.route(lambda _body, name=name: mode[0] == name, reply)
     provider.start()

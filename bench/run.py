@@ -30,6 +30,8 @@ from . import procs, storedata
 from .capacity import capacity
 from .capacity import report as capacity_report
 from .client import Connection, Response, create_body, stream_ok, user_input
+from .conversations import report as conversations_report
+from .conversations import run_section as conversations
 from .profile import process_cpu, report, summarize, thread_cpu
 
 RESULTS_DIR = procs.ROOT / "bench" / "results"
@@ -60,10 +62,15 @@ class Sizes:
     profile_turns: int
     capacity_streams: int  # slow streams open at once (capacity section)
     capacity_turns: int  # conversations whose statements are counted (two turns each)
+    conv_sequential: int = 30  # three-turn conversations back to back, per round
+    conv_workers: int = 20  # conversations at once
+    conv_per_worker: int = 3  # conversations each of those runs back to back, per round
 
 
 FULL = Sizes(100, 50, 4, 3, 200, 5, (1_000, 10_000), (100_000, 1_000_000), 100, 3, 300, 1000, 100)
-QUICK = Sizes(30, 50, 2, 2, 200, 3, (1_000, 10_000), (10_000, 100_000), 30, 1, 150, 200, 30)
+QUICK = Sizes(
+    30, 50, 2, 2, 200, 3, (1_000, 10_000), (10_000, 100_000), 30, 1, 150, 200, 30, 10, 20, 1
+)
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -531,6 +538,9 @@ class Bench:
                     databases[B] = await self.pg_url()
                 if "overhead" in sections:
                     await self.overhead(databases)
+                if "conversations" in sections:
+                    s = self.sizes
+                    await conversations(self, s.conv_sequential, s.conv_workers, s.conv_per_worker)
                 if "startup" in sections:
                     await self.startup(databases)
                 if "streams" in sections:
@@ -793,8 +803,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        default="overhead,startup,streams,store,capacity",
-        help="comma-separated sections: overhead,startup,streams (200 streams + stop),store,"
+        default="overhead,conversations,startup,streams,store,capacity",
+        help="comma-separated sections: overhead,conversations (three-turn conversations on "
+        "both routes),startup,streams (200 streams + stop),store,"
         "capacity (PostgreSQL, 2 workers: per-turn statements, memory per open stream)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -825,6 +836,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(title)
     print(render(build_table(bench.results, sizes)))
+    for line in conversations_report(bench.results, sizes.conv_workers):
+        print(line)
     for line in capacity_report(bench.results):
         print(line)
     for note in bench.notes:

@@ -152,11 +152,21 @@ agent = Agent(
 )
 
 
+# BENCH: as written, every follow-up turn fails: the default converter replays earlier
+# assistant turns as `output_text` parts, which the Agents SDK's Chat Completions
+# converter (LitellmModel) rejects ("UserError: Unknown content"; CHATKIT_NOTES.md,
+# history conversion). The smallest fix, so conversations can be measured: plain text.
+class _PlainTextConverter(ThreadItemConverter):
+    async def assistant_message_to_input(self, item):
+        text = "".join(part.text for part in item.content)
+        return {"type": "message", "role": "assistant", "content": text}
+
+
 # [INSERT SERVER IMPLEMENTATION - use chatkit-agent-memory skill]
 class ChatKitServerImpl(ChatKitServer[dict]):
     def __init__(self, store: Store[dict]) -> None:
         super().__init__(store)
-        self.converter = ThreadItemConverter()
+        self.converter = _PlainTextConverter()  # BENCH: was ThreadItemConverter()
 
     async def respond(self, thread, input, context):
         from chatkit.types import (

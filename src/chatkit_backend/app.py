@@ -35,6 +35,7 @@ from .db_errors import UNREACHABLE, DatabaseUnavailable
 from .deps import get_chat_runtime, get_engine
 from .docs import install_docs
 from .errors import database_unavailable, install_error_handlers, problem
+from .features import router as features_router
 from .logs import configure_logging
 from .loop_errors import quiet_sdk_leftovers
 from .metrics import router as metrics_router
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks_router)
     app.include_router(usage_router)
     app.include_router(models_router)
+    app.include_router(features_router)
     app.include_router(metrics_router)
     app.include_router(debug_router)
     app.include_router(web_router)

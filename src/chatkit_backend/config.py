@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .attachments.transcription_models import parse_transcription_model
 from .db_pooler import DROPPED_URL_OPTIONS, names_a_pooler
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/chatkit.db"
@@ -93,7 +94,8 @@ class Settings(BaseSettings):
     attachment_text_chars: int = Field(default=20_000, ge=100)
     # Bytes of images one model request carries, newest first; older ones are named.
     model_image_bytes_budget: int = Field(default=20 * 1024 * 1024, ge=0)
-    # Voice input (input.transcribe): a model such as openai/whisper-1; unset: off.
+    # Voice input (input.transcribe): openai/whisper-1, groq/whisper-large-v3, ... (what
+    # works: attachments/transcription_models.py); unset: off.
     transcription_model: str | None = None
 
     # --- runs and limits ---
@@ -282,12 +284,9 @@ class Settings(BaseSettings):
 
     @field_validator("transcription_model")
     @classmethod
-    def _openai_compatible_transcription(cls, value: str | None) -> str | None:
-        if value is not None and (not value.startswith("openai/") or value == "openai/"):
-            raise ValueError(
-                "must be openai/<model> (OpenAI, or an OpenAI-compatible server at "
-                "MODEL_API_BASE), for example openai/whisper-1"
-            )
+    def _known_transcription_route(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_transcription_model(value)  # ValueError saying what works
         return value
 
     @field_validator("attachment_types", mode="before")

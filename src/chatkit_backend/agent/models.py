@@ -165,6 +165,10 @@ class ModelClient:
         # wrong key does not fix itself, and /health/ready reports it.
         self.key_rejected = False
         self._openai: AsyncOpenAI | None = None
+        if choice.route != "offline":
+            from . import request_transform
+
+            request_transform.install()
         if choice.route == "openai":
             from .openai_client import ChunkValidatingOpenAI
 

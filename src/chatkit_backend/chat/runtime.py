@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..agent.catalogue import ModelCatalogue
 from ..agent.models import key_rejected, prepare_litellm
+from ..attachments.transcription_models import transcribes_through_litellm
 from ..config import Settings
 from ..errors import ServiceUnavailable
 from .store import SQLStore
@@ -121,6 +122,9 @@ class ChatRuntime:
     async def _load(self) -> ChatServer:
         litellm = any(entry.choice.route == "litellm" for entry in self.catalogue.entries)
         modules = CHAT_MODULES + (LITELLM_MODULES if litellm else ())
+        if transcribes_through_litellm(self.settings) and not litellm:
+            # Here rather than on the first input.transcribe, which would stall the loop.
+            modules += ("litellm",)
         # Before the imports: LiteLLM reads it as it is imported (ModelClient comes later).
         prepare_litellm()
         try:

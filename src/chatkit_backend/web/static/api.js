@@ -144,6 +144,19 @@ export async function stopRun(threadId) {
   await post(`/api/conversations/${encodeURIComponent(threadId)}/stop`, {});
 }
 
+/** The recording's text, from input.transcribe. */
+export async function transcribe(blob) {
+  const dataUrl = await new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(new ApiError("The recording could not be read."));
+    reader.readAsDataURL(blob);
+  });
+  const audio_base64 = String(dataUrl).slice(String(dataUrl).indexOf(",") + 1);
+  const result = await call("input.transcribe", { audio_base64, mime_type: blob.type });
+  return result.text || "";
+}
+
 export function userInput(text, model = null, attachments = []) {
   const options = model ? { model } : {};
   return { content: [{ type: "input_text", text }], attachments, inference_options: options };

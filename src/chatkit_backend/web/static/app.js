@@ -4,11 +4,14 @@
 import * as api from "./api.js";
 import { icon } from "./icons.js";
 import { renderMarkdown } from "./markdown.js";
+import * as voice from "./voice.js";
 import { renderWidget } from "./widgets.js";
 
 const PAGE_SIZE = 20;
 const ITEMS_PAGE = 50;
 const DELETE_CONFIRM_MS = 4000;
+// Download links are signed for 15 minutes; one older than this is fetched afresh on click.
+const LINK_FRESH_MS = 10 * 60 * 1000;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -39,6 +42,8 @@ const ui = {
   fileInput: $("file-input"),
   pendingFiles: $("pending-files"),
   send: $("send"),
+  mic: $("mic"),
+  micTime: $("mic-time"),
   stop: $("stop"),
   tokenPanel: $("token-panel"),
   tokenForm: $("token-form"),
@@ -61,6 +66,8 @@ const state = {
   stickToBottom: true, // follow the stream unless the user scrolled up
   models: [], // GET /api/models: the picker shows when there is more than one
   files: [], // attachments in the composer: {file, id, error, node, url}
+  fileLinks: new Map(), // attachment id -> {url, at}: signed download links of sent files
+  recording: null, // the dictation in progress: {recording, timer, started}
 };
 
 // ---------------------------------------------------------------------------------------
@@ -272,6 +279,7 @@ async function openThread(threadId) {
       for (const item of page.data) upsertItem(item);
     }
     pickModel(lastModel());
+    linkFiles();
   } catch (err) {
     if (view !== state.view) return;
     if (err.status === 404) {
@@ -311,15 +319,56 @@ function userElement(item) {
         img.dataset.attachmentId = a.id;
         files.append(img);
       } else {
-        const chip = el("span", "file-chip", a.name);
-        chip.dataset.attachmentId = a.id;
-        files.append(chip);
+        files.append(fileChip(a));
       }
     }
     node.append(files);
   }
   if (itemText(item).trim() || !item.attachments?.length) node.append(el("div", "bubble", itemText(item)));
   return node;
+}
+
+// ---------------------------------------------------------------------------------------
+// sent files: chips that download (signed links from GET /api/conversations/{id})
+
+function fileChip(attachment) {
+  const chip = el("a", "file-chip", attachment.name);
+  chip.dataset.attachmentId = attachment.id;
+  chip.download = attachment.name;
+  const link = state.fileLinks.get(attachment.id);
+  if (link) chip.href = link.url;
+  chip.addEventListener("click", (event) => openFile(event, chip));
+  return chip;
+}
+
+/** Give the thread's file chips their download links; `force`: fetch fresh ones. */
+async function linkFiles({ force = false } = {}) {
+  const threadId = state.threadId;
+  if (!threadId || !ui.messages.querySelector(force ? "a.file-chip" : "a.file-chip:not([href])")) return;
+  let conversation;
+  try {
+    conversation = await api.getJson(`/api/conversations/${encodeURIComponent(threadId)}`);
+  } catch {
+    return; // the chips stay plain names; a click tries again
+  }
+  const at = Date.now();
+  for (const message of conversation.messages || []) {
+    for (const a of message.attachments || []) if (a.url) state.fileLinks.set(a.id, { url: a.url, at });
+  }
+  for (const chip of ui.messages.querySelectorAll("a.file-chip")) {
+    const link = state.fileLinks.get(chip.dataset.attachmentId);
+    if (link) chip.href = link.url;
+  }
+}
+
+async function openFile(event, chip) {
+  const link = state.fileLinks.get(chip.dataset.attachmentId);
+  if (link && Date.now() - link.at < LINK_FRESH_MS) return; // the browser follows the link
+  event.preventDefault();
+  await linkFiles({ force: true });
+  const fresh = state.fileLinks.get(chip.dataset.attachmentId);
+  if (fresh && Date.now() - fresh.at < LINK_FRESH_MS) chip.click();
+  else showNotice(`${chip.textContent} cannot be downloaded right now.`);
 }
 
 function feedbackButton(item, kind) {
@@ -661,6 +710,7 @@ async function runStream(type, params, { pending = null, restoreText = null, fol
       if (stream.stopped && !ctx.assistantId && ctx.pending) ctx.pending.classList.add("stopped");
       updateEmptyState();
       refreshLastMarkers();
+      linkFiles();
     }
     if (stream.stopped && !ctx.threadId) loadThreads(); // stopped before the thread was announced
   }
@@ -897,11 +947,101 @@ function lastModel() {
   return model;
 }
 
+// ---------------------------------------------------------------------------------------
+// dictation: the microphone records, input.transcribe turns it into text in the composer
+
+/** GET /api/features: the microphone shows only when the server transcribes. */
+async function loadFeatures() {
+  let features = {};
+  try {
+    features = await api.getJson("/api/features");
+  } catch {
+    // An older server, or a failure: no microphone.
+  }
+  ui.mic.hidden = !(features.transcription && voice.supported());
+  document.body.dataset.features = "loaded";
+}
+
+function setMic(mode) {
+  ui.mic.classList.toggle("recording", mode === "recording");
+  ui.mic.classList.toggle("busy", mode === "busy");
+  ui.mic.disabled = mode === "busy";
+  ui.mic.setAttribute("aria-pressed", String(mode === "recording"));
+  const label = { recording: "Stop and transcribe", busy: "Transcribing…" }[mode] || "Dictate";
+  ui.mic.setAttribute("aria-label", label);
+  ui.mic.title = label;
+  ui.micTime.hidden = mode !== "recording";
+}
+
+function showElapsed() {
+  const seconds = Math.floor((Date.now() - state.recording.started) / 1000);
+  ui.micTime.textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
+async function toggleDictation() {
+  if (ui.mic.disabled) return;
+  if (!state.recording) {
+    const recording = new voice.Recording();
+    try {
+      await recording.start();
+    } catch (err) {
+      recording.release();
+      showNotice(voice.startError(err));
+      return;
+    }
+    hideNotice();
+    state.recording = { recording, started: Date.now(), timer: setInterval(showElapsed, 500) };
+    showElapsed();
+    setMic("recording");
+    return;
+  }
+  const { recording, timer } = state.recording;
+  state.recording = null;
+  clearInterval(timer);
+  setMic("busy");
+  try {
+    const audio = await recording.stop();
+    if (!audio.size) throw new api.ApiError("Nothing was recorded: try again, a little longer.");
+    insertTranscript(await api.transcribe(audio));
+  } catch (err) {
+    showNotice(dictationError(err));
+  } finally {
+    setMic("idle");
+  }
+}
+
+function dictationError(err) {
+  if (err?.status === 413) return "The recording is too long to transcribe: record a shorter one.";
+  if (err?.status === 502) return "Transcription failed: try again, or type instead.";
+  if (err?.status === 401) return "You need to sign in again to dictate.";
+  return err instanceof api.ApiError ? err.message : `Dictation failed: ${err?.message || err}`;
+}
+
+/** The transcript goes where the cursor is, for the user to read and send. */
+function insertTranscript(text) {
+  const words = text.trim();
+  if (!words) {
+    showNotice("No words were heard in the recording.", { level: "info" });
+    return;
+  }
+  const box = ui.composer;
+  const before = box.value.slice(0, box.selectionStart);
+  const after = box.value.slice(box.selectionEnd);
+  const lead = before && !/\s$/.test(before) ? " " : "";
+  const trail = after && !/^\s/.test(after) ? " " : "";
+  box.value = before + lead + words + trail + after;
+  const caret = (before + lead + words).length;
+  box.focus();
+  box.setSelectionRange(caret, caret);
+  autosize();
+  updateSendEnabled();
+}
+
 async function start() {
   const ok = await loadThreads();
   if (!ok) return;
   hideTokenPanel();
-  await loadModels();
+  await Promise.all([loadModels(), loadFeatures()]);
   const id = threadToOpen;
   threadToOpen = null;
   // Not when the user has already moved on (a message sent while the list loaded).
@@ -925,6 +1065,7 @@ function wire() {
   });
   ui.stop.addEventListener("click", stop);
   ui.attach.addEventListener("click", () => ui.fileInput.click());
+  ui.mic.addEventListener("click", toggleDictation);
   ui.fileInput.addEventListener("change", () => {
     addFiles([...ui.fileInput.files]);
     ui.fileInput.value = "";
