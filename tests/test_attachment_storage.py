@@ -116,10 +116,12 @@ async def test_thread_delete_and_purges_take_the_bytes(
     in_old = await _attachment(store, blobs, "thr_old")
     unsent_old = await _attachment(store, blobs, None)
     unsent_new = await _attachment(store, blobs, None)
+    # Tied to a thread that was never stored (its request failed before the message was).
+    orphan = await _attachment(store, blobs, "thr_never_stored")
     async with engine.begin() as conn:
         await conn.execute(
             update(AttachmentRow)
-            .where(AttachmentRow.id == unsent_old)
+            .where(AttachmentRow.id.in_([unsent_old, orphan]))
             .values(created_at=datetime.utcnow() - timedelta(days=2))
         )
         await conn.execute(
@@ -134,8 +136,8 @@ async def test_thread_delete_and_purges_take_the_bytes(
     assert await purge_threads(engine, timedelta(days=30), blobs) == 1
     assert await blobs.get(in_old) is None
 
-    assert await purge_unsent_attachments(engine, blobs) == 1
-    assert await blobs.get(unsent_old) is None
+    assert await purge_unsent_attachments(engine, blobs) == 2
+    assert await blobs.get(unsent_old) is None and await blobs.get(orphan) is None
     assert await blobs.get(unsent_new) == b"bytes"
     assert (await store.load_attachment(unsent_new, CTX)).id == unsent_new
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .attachments.records import DELETING, remove_deleted, sweep_deleting
@@ -25,7 +25,9 @@ UNSENT_ATTACHMENT_AGE = timedelta(days=1)
 async def purge_unsent_attachments(
     engine: AsyncEngine, blobs: BlobStorage, older_than: timedelta = UNSENT_ATTACHMENT_AGE
 ) -> int:
-    """Delete attachments (record and bytes) never sent in a message; return how many."""
+    """Delete attachments (record and bytes) never sent in a message, or tied to a thread
+    that was never stored (a request that failed before its message was); return how
+    many. Then finish the deletes a failing storage interrupted (attachments/records.py)."""
     cutoff = utcnow() - older_than
     purged = 0
     while True:
@@ -34,20 +36,23 @@ async def purge_unsent_attachments(
                 await conn.scalars(
                     select(AttachmentRow.id)
                     .where(
-                        AttachmentRow.thread_id.is_(None),
+                        or_(
+                            AttachmentRow.thread_id.is_(None),
+                            AttachmentRow.thread_id.not_in(select(ThreadRow.id)),
+                        ),
                         AttachmentRow.created_at < cutoff,
                         AttachmentRow.state != DELETING,
                     )
                     .limit(BATCH)
                 )
             )
-            if not ids:
-                # And the deletes a failing storage interrupted before (records.py).
-                await sweep_deleting(engine, blobs)
-                return purged
-            await conn.execute(
-                update(AttachmentRow).where(AttachmentRow.id.in_(ids)).values(state=DELETING)
-            )
+            if ids:
+                await conn.execute(
+                    update(AttachmentRow).where(AttachmentRow.id.in_(ids)).values(state=DELETING)
+                )
+        if not ids:
+            await sweep_deleting(engine, blobs)
+            return purged
         if not await remove_deleted(engine, blobs, ids):
             return purged + len(ids)  # the storage fails: the next purge finishes these
         purged += len(ids)
