@@ -113,7 +113,9 @@ async def claim_for_thread(
     """
     claimed: list[str] = []
     async with store._write() as conn:
-        for attachment_id in attachment_ids:
+        # Rows locked in one order by every message, so two messages sharing attachments
+        # cannot deadlock on PostgreSQL (one waits, then finds them taken).
+        for attachment_id in sorted(attachment_ids):
             result = await conn.execute(
                 update(AttachmentRow)
                 .where(
