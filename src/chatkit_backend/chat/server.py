@@ -144,6 +144,25 @@ class ChatServer(ChatKitServer[RequestContext]):
         }
         self.agent_name = kit.build_agent(AgentSetup.for_check(settings)).name
         self.mcp = mcp
+        self._run_configs: dict[tuple[str, str | None], RunConfig] = {}
+
+    def run_config(self, model_id: str, tool_choice: str | None) -> RunConfig:
+        """The run's configuration, one per model and forced tool, shared by their turns.
+
+        The Agents SDK reads a RunConfig and never changes it, and making one costs it a
+        `typing.get_type_hints` of the whole class: 1-2 ms a turn (docs/benchmarks.md).
+        The keys are bounded: the configured models times the agent's tools and none.
+        """
+        key = (model_id, tool_choice)
+        config = self._run_configs.get(key)
+        if config is None:
+            config = self._run_configs[key] = RunConfig(
+                model=self.agent_models[model_id],
+                # Without include_usage the provider's usage chunk is dropped from streamed
+                # replies. A forced tool is forced once: the SDK resets it after a call.
+                model_settings=ModelSettings(include_usage=True, tool_choice=tool_choice),
+            )
+        return config
 
     def configured_tools(self) -> list[FunctionTool]:
         """The tools this server adds to the agent's own now (MCP servers that are ready)."""
@@ -211,14 +230,7 @@ class ChatServer(ChatKitServer[RequestContext]):
             model_input,
             context=agent_context,
             max_turns=MAX_AGENT_TURNS,
-            run_config=RunConfig(
-                model=self.agent_models[model_id],
-                # Without include_usage the provider's usage chunk is dropped from streamed
-                # replies. A forced tool is forced once: the SDK resets it after a call.
-                model_settings=ModelSettings(
-                    include_usage=True, tool_choice=forced_tool(input_user_message, agent)
-                ),
-            ),
+            run_config=self.run_config(model_id, forced_tool(input_user_message, agent)),
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
