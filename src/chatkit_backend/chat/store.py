@@ -6,7 +6,6 @@ item or attachment behaves exactly as if it did not exist.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextvars import ContextVar
@@ -44,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
 from ..db import utcnow
+from ..sqlite_writes import writer_lock
 from ..text_rules import storable, storable_json
 from ..timestamps import sdk_time_to_utc
 from . import stored_items
@@ -145,11 +145,9 @@ class SQLStore(Store[RequestContext]):
         self.engine = engine
         self._dialect = engine.dialect.name
         self._sql = store_statements(self._dialect)
-        # SQLite has one writer at a time; queueing writes here avoids its busy-wait
-        # polling, which adds tens of milliseconds under concurrency.
-        self._write_lock: asyncio.Lock | None = (
-            asyncio.Lock() if self._dialect == "sqlite" else None
-        )
+        # SQLite has one writer at a time; queueing writes (with the run registry's, on
+        # one lock) avoids its busy-wait polling, tens of milliseconds under concurrency.
+        self._write_lock = writer_lock(engine)
         # Set when attachments are on (app.py): where their bytes go, so a deleted
         # thread takes its files along, and how an attachment is shown to its owner
         # (an image's preview URL is signed afresh on every read).
