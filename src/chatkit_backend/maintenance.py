@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .attachments.records import DELETING, remove_deleted, sweep_deleting
-from .chat.tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
+from .attachments.records import remove_deleted, sweep_deleting
+from .chat.tables import DELETING, AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 from .db import utcnow
 from .runs.tables import ActiveRunRow, UsageRow
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..chat.tables import AttachmentRow
+from ..chat.tables import DELETING, PENDING, READY, UPLOADING, AttachmentRow
 from ..errors import Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PENDING, UPLOADING, READY, DELETING = "pending", "uploading", "ready", "deleting"
 SWEEP_BATCH = 500
 
 

@@ -21,7 +21,7 @@ from pydantic import AnyUrl, TypeAdapter
 from sqlalchemy import select, update
 
 from ..chat.store import SQLStore, new_id
-from ..chat.tables import AttachmentRow
+from ..chat.tables import DELETING, UPLOADING, AttachmentRow
 from ..context import RequestContext
 from . import records
 from .blobs import BlobStorage
@@ -127,7 +127,7 @@ class Attachments(AttachmentStore[RequestContext]):
                 await conn.execute(
                     select(AttachmentRow.data, AttachmentRow.user_id).where(
                         AttachmentRow.id == attachment_id,
-                        AttachmentRow.state != records.DELETING,
+                        AttachmentRow.state != DELETING,
                     )
                 )
             ).first()
@@ -180,7 +180,7 @@ class Attachments(AttachmentStore[RequestContext]):
         attachment = self._new(name, mime_type, len(data), context, uploaded=True)
         self.rules.check_bytes(data, attachment.mime_type)
         # The record first (uploading), so bytes never exist without one.
-        await self.store.save_attachment(attachment, context, state=records.UPLOADING)
+        await self.store.save_attachment(attachment, context, state=UPLOADING)
         await self._put_claimed(attachment, data, context)
         await self._extract(attachment, data)
         return attachment

@@ -48,7 +48,7 @@ from ..text_rules import storable, storable_json
 from ..timestamps import sdk_time_to_utc
 from . import stored_items
 from .store_statements import store_statements
-from .tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
+from .tables import DELETING, PENDING, READY, AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 
 if TYPE_CHECKING:
     from ..attachments.blobs import BlobStorage
@@ -277,7 +277,7 @@ class SQLStore(Store[RequestContext]):
             await conn.execute(
                 update(AttachmentRow)
                 .where(AttachmentRow.thread_id == thread_id, AttachmentRow.user_id == uid)
-                .values(state="deleting")
+                .values(state=DELETING)
             )
         if files:
             from ..attachments.records import remove_deleted
@@ -396,12 +396,12 @@ class SQLStore(Store[RequestContext]):
             thread_id=attachment.thread_id,
             created_at=utcnow(),
             data=data,
-            state=state or ("ready" if uploaded else "pending"),
+            state=state or (READY if uploaded else PENDING),
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=["id"],
             set_={"data": data, "thread_id": attachment.thread_id},
-            where=(table.c.user_id == context.user_id) & (table.c.state != "deleting"),
+            where=(table.c.user_id == context.user_id) & (table.c.state != DELETING),
         )
         async with self._write() as conn:
             await conn.execute(stmt)
@@ -412,7 +412,7 @@ class SQLStore(Store[RequestContext]):
                 select(AttachmentRow.data).where(
                     AttachmentRow.id == attachment_id,
                     AttachmentRow.user_id == context.user_id,
-                    AttachmentRow.state != "deleting",
+                    AttachmentRow.state != DELETING,
                 )
             )
         if data is None:
@@ -429,7 +429,7 @@ class SQLStore(Store[RequestContext]):
                 delete(AttachmentRow).where(
                     AttachmentRow.id == attachment_id,
                     AttachmentRow.user_id == context.user_id,
-                    AttachmentRow.state != "deleting",
+                    AttachmentRow.state != DELETING,
                 )
             )
 

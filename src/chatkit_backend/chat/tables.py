@@ -48,6 +48,10 @@ class ItemRow(Base):
     __table_args__ = (Index("ix_items_thread_created", "thread_id", "created_at", "seq"),)
 
 
+# An attachment record's states (AttachmentRow.state; attachments/records.py moves them).
+PENDING, UPLOADING, READY, DELETING = "pending", "uploading", "ready", "deleting"
+
+
 class AttachmentRow(Base):
     __tablename__ = "attachments"
 
@@ -58,7 +62,7 @@ class AttachmentRow(Base):
     data: Mapped[str] = mapped_column(Text)
     # pending | uploading | ready | deleting (attachments/records.py): each change is one
     # compare-and-set UPDATE, so racing uploads, uses and deletes have one winner.
-    state: Mapped[str] = mapped_column(String(16), server_default="ready")
+    state: Mapped[str] = mapped_column(String(16), server_default=READY)
     # What the model reads of a PDF, extracted once (attachments/extraction.py).
     extracted_text: Mapped[str | None] = mapped_column(Text)
 
