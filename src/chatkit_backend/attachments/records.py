@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..chat.tables import DELETING, PENDING, READY, UPLOADING, AttachmentRow
 from ..errors import Conflict, NotFound
+from ..sqlite_writes import writing
 
 if TYPE_CHECKING:
     from chatkit.types import Attachment
@@ -203,7 +204,7 @@ async def remove_deleted(
                 len(ids),
             )
             return False
-    async with engine.begin() as conn:
+    async with writing(engine) as conn:
         await conn.execute(
             delete(AttachmentRow).where(AttachmentRow.id.in_(ids), AttachmentRow.state == DELETING)
         )

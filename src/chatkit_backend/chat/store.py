@@ -7,7 +7,7 @@ item or attachment behaves exactly as if it did not exist.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
 from ..db import utcnow
-from ..sqlite_writes import writer_lock
+from ..sqlite_writes import writing
 from ..text_rules import storable, storable_json
 from ..timestamps import sdk_time_to_utc
 from . import stored_items
@@ -145,9 +145,6 @@ class SQLStore(Store[RequestContext]):
         self.engine = engine
         self._dialect = engine.dialect.name
         self._sql = store_statements(self._dialect)
-        # SQLite has one writer at a time; queueing writes (with the run registry's, on
-        # one lock) avoids its busy-wait polling, tens of milliseconds under concurrency.
-        self._write_lock = writer_lock(engine)
         # Set when attachments are on (app.py): where their bytes go, so a deleted
         # thread takes its files along, and how an attachment is shown to its owner
         # (an image's preview URL is signed afresh on every read).
@@ -178,11 +175,8 @@ class SQLStore(Store[RequestContext]):
 
     # plumbing --------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        lock = self._write_lock or contextlib.nullcontext()
-        async with lock, self.engine.begin() as conn:
-            yield conn
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return writing(self.engine)
 
     def _insert(self, table: Any) -> Any:
         if self._dialect == "postgresql":

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,7 +27,7 @@ from ..context import RequestContext
 from ..db import utcnow
 from ..db_errors import DatabaseUnavailable
 from ..errors import Conflict, TooManyRequests
-from ..sqlite_writes import writer_lock
+from ..sqlite_writes import writing
 from .lease import Lease
 from .statements import run_statements
 from .tables import ActiveRunRow
@@ -71,15 +71,7 @@ class RunRegistry:
         # Runs that ended but whose lock the database failed to drop, by run id.
         self._unreleased: dict[str, _Unreleased] = {}
         self._watcher: asyncio.Task[None] | None = None
-        # SQLite: the store's writers and ours queue on one lock (sqlite_writes.py).
-        self._sqlite_lock = writer_lock(engine)
         self._sql = run_statements(engine.dialect.name)
-
-    @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction, queued behind this process's other SQLite writers."""
-        async with self._sqlite_lock or contextlib.nullcontext(), self.engine.begin() as conn:
-            yield conn
 
     async def acquire(
         self,
@@ -97,7 +89,7 @@ class RunRegistry:
         now = utcnow()
         fresh = now - self.stale_after
         lease = Lease(thread_id=thread_id, run_id=ctx.request_id, user_id=ctx.user_id)
-        async with self._writing() as conn:
+        async with writing(self.engine) as conn:
             if self.engine.dialect.name == "postgresql":
                 # Serialises one user's admissions so the concurrency count cannot race.
                 await conn.execute(_USER_ADMISSION_LOCK, {"u": ctx.user_id})
@@ -168,13 +160,13 @@ class RunRegistry:
         usage_error: Exception | None = None
         if usage is not None:
             try:
-                async with self._writing() as conn:
+                async with writing(self.engine) as conn:
                     await conn.execute(self._sql.insert_usage, usage)
                     await self._drop_lock(conn, run_id)
                 return
             except Exception as exc:
                 usage_error = exc
-        async with self._writing() as conn:
+        async with writing(self.engine) as conn:
             await self._drop_lock(conn, run_id)
         if usage_error is not None:
             # Losing one usage row must not keep the thread locked.
@@ -203,7 +195,7 @@ class RunRegistry:
         for lease in self._local.values():
             if lease.thread_id == thread_id and lease.user_id == ctx.user_id and lease.task:
                 lease.task.cancel()  # it runs here: no need to wait for a poll
-        async with self._writing() as conn:
+        async with writing(self.engine) as conn:
             result = await conn.execute(
                 update(ActiveRunRow)
                 .where(
@@ -227,7 +219,7 @@ class RunRegistry:
             if not run_ids:
                 continue
             try:
-                async with self._writing() as conn:
+                async with writing(self.engine) as conn:
                     stopped = await conn.scalars(self._sql.stop_requested, {"run_ids": run_ids})
                     for run_id in stopped:
                         lease = self._local.get(run_id)

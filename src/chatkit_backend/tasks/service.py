@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..context import RequestContext
 from ..db import MAX_SQL_INT, utcnow
+from ..sqlite_writes import writing
 from .models import TaskRow
 from .schemas import (
     Order,
@@ -241,7 +242,7 @@ class TaskService:
             )
             .returning(*_COLUMNS)
         )
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             row = (await conn.execute(stmt)).one()
         return _to_task(row)
 
@@ -285,7 +286,7 @@ class TaskService:
 
     async def delete(self, ctx: RequestContext, task_id: int) -> Task:
         stmt = delete(TaskRow).where(_owned(ctx, task_id)).returning(*_COLUMNS)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             row = (await conn.execute(stmt)).first()
         return _found(row, task_id)
 
@@ -342,6 +343,6 @@ class TaskService:
 
     async def _update(self, ctx: RequestContext, task_id: int, values: dict[str, Any]) -> Task:
         stmt = update(TaskRow).where(_owned(ctx, task_id)).values(values).returning(*_COLUMNS)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             row = (await conn.execute(stmt)).first()
         return _found(row, task_id)
