@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -190,6 +191,16 @@ async def test_sqlite_errors_are_unavailable_only_when_the_database_is(tmp_path:
         assert cannot_open.value.reason == UNREACHABLE
     finally:
         await missing.dispose()
+    # aiosqlite stops the thread of a connection that failed to open without waiting for
+    # it; the thread then hands its last result to this test's loop. Once the loop is
+    # closed that fails in the thread, and pytest charges it to whichever test runs then.
+    await asyncio.to_thread(_join_aiosqlite_threads)
+
+
+def _join_aiosqlite_threads() -> None:
+    for thread in threading.enumerate():
+        if thread.name.endswith("(_connection_worker_thread)"):
+            thread.join(timeout=10)
 
 
 async def test_postgres_errors_are_unavailable_only_when_the_database_is() -> None:

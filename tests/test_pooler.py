@@ -15,12 +15,13 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI, Request
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatkit_backend.app import create_app
 from chatkit_backend.config import ConfigError, Settings, load_settings
-from chatkit_backend.db import create_engine, engine_for, migrate, migrate_for
+from chatkit_backend.db import create_engine, engine_for, migrate, migrate_for, reading_engine
 from chatkit_backend.db_errors import DatabaseBusy
 from chatkit_backend.db_pooler import names_a_pooler
 
@@ -289,5 +290,77 @@ async def test_create_engine_without_a_pool_for_one_off_work(pg_url: str) -> Non
     try:
         async with engine.connect() as conn:
             assert await conn.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
+
+
+# --- round trips per transaction (PostgreSQL) ------------------------------------------------
+
+
+def _log_round_trips(engine: Any) -> list[str]:
+    """The simple-protocol queries each pooled connection sends: pings, BEGIN, COMMIT,
+    ROLLBACK (asyncpg's query logger; the statements themselves run as prepared ones,
+    which it does not log)."""
+    sent: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _logged(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(
+            lambda q: sent.append(q.query.rstrip(";").split(" ISOLATION")[0])
+        )
+
+    return sent
+
+
+async def test_a_checkout_pings_once_and_a_read_sends_no_begin(pg_url: str) -> None:
+    engine = create_engine(load_settings(database_url=pg_url).async_database_url)
+    sent = _log_round_trips(engine)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE counted (n integer)"))
+        sent.clear()
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO counted VALUES (1)"))
+        # SQLAlchemy's own asyncpg ping wraps an empty query in a BEGIN and a ROLLBACK.
+        assert sent == ["SELECT 1", "BEGIN", "COMMIT"]
+        sent.clear()
+        async with reading_engine(engine).connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM counted")) == 1
+        assert sent == ["SELECT 1"]
+        # A connection that served a read is back in transactions for the next writer.
+        sent.clear()
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO counted VALUES (2)"))
+            await conn.execute(text("INSERT INTO counted VALUES (3)"))
+        assert sent == ["SELECT 1", "BEGIN", "COMMIT"]
+        sent.clear()
+        with pytest.raises(ProgrammingError):
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO counted VALUES (4)"))
+                await conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
+        assert sent == ["SELECT 1", "BEGIN", "ROLLBACK"]
+        async with reading_engine(engine).connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM counted")) == 3
+    finally:
+        await engine.dispose()
+
+
+async def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
+    pg_url: str,
+) -> None:
+    engine = create_engine(load_settings(database_url=pg_url).async_database_url)
+    try:
+        async with engine.connect() as conn:
+            first = await conn.scalar(text("SELECT pg_backend_pid()"))
+        # An administrator (or a failover) ends the idle pooled connection.
+        admin = await asyncpg.connect(pg_url)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
+        finally:
+            await admin.close()
+        # The ping finds it gone and the pool opens a new one: no error for this read.
+        async with reading_engine(engine).connect() as conn:
+            second = await conn.scalar(text("SELECT pg_backend_pid()"))
+        assert second != first
     finally:
         await engine.dispose()

@@ -93,6 +93,21 @@ def insert_params(dialect: str, table: Any, columns: Iterable[str]) -> Insert:
     return insert(table).values({name: bindparam(name) for name in columns})
 
 
+def reading_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine, for connections that only read: on PostgreSQL in autocommit.
+
+    A read in a transaction costs PostgreSQL two more round trips (BEGIN, ROLLBACK) and
+    gains nothing: at READ COMMITTED, the isolation used here, each statement takes its
+    own snapshot either way, and a plain SELECT holds no lock past its end. The
+    returned engine shares `engine`'s pool. Never for a block that writes or locks
+    (`FOR UPDATE`, advisory transaction locks): each statement would commit on its own.
+    SQLite is left as it is: its transactions cost no round trip.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def sqlite_path(url: str) -> Path | None:
     """The database file of a SQLite URL, or None for other databases and :memory:."""
     parsed = make_url(url)
@@ -112,6 +127,30 @@ class _BoundedPool(AsyncAdaptedQueuePool):
         except PoolTimeout as exc:
             ERRORS.labels("database_busy").inc()
             raise DatabaseBusy() from exc
+
+
+def _ping_in_one_trip(engine: AsyncEngine) -> None:
+    """Make the pool's pre-ping one round trip instead of three.
+
+    SQLAlchemy's asyncpg ping sends BEGIN, an empty query and ROLLBACK. Every
+    transaction checks a connection out and pings it first: a turn has seven, so the
+    extra 14 round trips were a fifth of a turn's database time on PostgreSQL. An
+    empty query by the simple protocol (`execute` without arguments) proves the
+    connection as well, prepares nothing, and passes a transaction pooler unchanged.
+    Failures take the adapter's own path, so a dead connection is still replaced.
+    """
+    dialect = engine.sync_engine.dialect
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        try:
+            dbapi_connection.run_async(lambda driver: driver.execute("SELECT 1"))
+        except Exception as error:
+            # Translates asyncpg's errors into the DB-API ones SQLAlchemy recognises as
+            # disconnects (the adapter's own ping does the same).
+            dbapi_connection._handle_exception(error)
+        return True
+
+    dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 def _count_connections(engine: AsyncEngine, capacity: int) -> None:
@@ -199,6 +238,7 @@ def create_engine(
             pool_pre_ping=True,
             connect_args=pooler_connect_args() if transaction_pooler else {},
         )
+        _ping_in_one_trip(engine)
         _count_connections(engine, pool_size + max_overflow)
     _raise_outages_as_unavailable(engine)
     return engine

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
-from ..db import utcnow
+from ..db import reading_engine, utcnow
 from ..sqlite_writes import writing
 from ..text_rules import storable, storable_json
 from ..timestamps import sdk_time_to_utc
@@ -145,6 +145,8 @@ class SQLStore(Store[RequestContext]):
         self.engine = engine
         self._dialect = engine.dialect.name
         self._sql = store_statements(self._dialect)
+        # Every read below is SELECTs only: on PostgreSQL without BEGIN and ROLLBACK.
+        self._reader = reading_engine(engine)
         # Set when attachments are on (app.py): where their bytes go, so a deleted
         # thread takes its files along, and how an attachment is shown to its owner
         # (an image's preview URL is signed afresh on every read).
@@ -186,7 +188,7 @@ class SQLStore(Store[RequestContext]):
     # threads ---------------------------------------------------------------
 
     async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             data = await conn.scalar(
                 self._sql.load_thread, {"thread_id": thread_id, "owner_id": context.user_id}
             )
@@ -228,7 +230,7 @@ class SQLStore(Store[RequestContext]):
         """
         limit = clamp_limit(limit)
         query = self._sql.threads_desc if order == "desc" else self._sql.threads_asc
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             if after:
                 cursor = (
                     await conn.execute(
@@ -293,7 +295,7 @@ class SQLStore(Store[RequestContext]):
             return page
         scope = (ItemRow.thread_id == thread_id, ItemRow.user_id == context.user_id)
         query = self._sql.items_desc if order == "desc" else self._sql.items_asc
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             if after:
                 cursor = (
                     await conn.execute(
@@ -343,7 +345,7 @@ class SQLStore(Store[RequestContext]):
             await conn.execute(self._sql.save_item, row)
 
     async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             data = await conn.scalar(
                 select(ItemRow.data).where(
                     ItemRow.id == item_id,
@@ -401,7 +403,7 @@ class SQLStore(Store[RequestContext]):
             await conn.execute(stmt)
 
     async def load_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             data = await conn.scalar(
                 select(AttachmentRow.data).where(
                     AttachmentRow.id == attachment_id,
@@ -499,7 +501,7 @@ class SQLStore(Store[RequestContext]):
             .limit(limit)
             .offset(offset)
         )
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             (ThreadMetadata.model_validate_json(row.data), row.updated_at.replace(tzinfo=UTC))
@@ -543,7 +545,7 @@ class SQLStore(Store[RequestContext]):
     async def count_threads(self, context: RequestContext) -> int:
         """How many threads the user has."""
         query = select(func.count()).select_from(ThreadRow)
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             count = await conn.scalar(query.where(ThreadRow.user_id == context.user_id))
         return int(count or 0)
 
@@ -551,7 +553,7 @@ class SQLStore(Store[RequestContext]):
         self, thread_id: str, context: RequestContext
     ) -> tuple[ThreadMetadata, datetime]:
         """The thread and its last-activity time; NotFoundError if the user has no such thread."""
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (
                 await conn.execute(
                     select(ThreadRow.data, ThreadRow.updated_at).where(
@@ -587,7 +589,7 @@ class SQLStore(Store[RequestContext]):
             .subquery()
         )
         query = select(ranked.c.thread_id, ranked.c.n, ranked.c.data).where(ranked.c.rank == 1)
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return {row.thread_id: (row.n, _item_adapter.validate_json(row.data)) for row in rows}
 
@@ -600,6 +602,6 @@ class SQLStore(Store[RequestContext]):
             .where(ItemRow.thread_id == thread_id, ItemRow.user_id == context.user_id)
             .order_by(ItemRow.created_at, ItemRow.seq)
         )
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.scalars(query)).all()
         return [_item_adapter.validate_json(data) for data in rows]
