@@ -24,10 +24,10 @@ from chatkit.types import (
     Workflow,
     WorkflowItem,
 )
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatkit_backend.chat.store import SQLStore, new_id
+from chatkit_backend.chat.store import SQLStore, answer_next_thread_read_from, new_id
 from chatkit_backend.chat.tables import AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 from chatkit_backend.context import RequestContext
 
@@ -106,6 +106,31 @@ async def test_save_and_load_thread(store: SQLStore) -> None:
     thread.title = "Renamed"
     await store.save_thread(thread, ALICE)
     assert (await store.load_thread(thread.id, ALICE)).title == "Renamed"
+
+
+async def test_the_thread_the_checks_just_read_answers_the_next_read_once(
+    store: SQLStore, engine: AsyncEngine
+) -> None:
+    """preflight.py reads the thread, then the SDK reads it again first thing."""
+    thread = await new_thread(store, ALICE, title="kept")
+    checked = await store.load_thread(thread.id, ALICE)
+    answer_next_thread_read_from(checked, ALICE.user_id)
+    async with engine.begin() as conn:  # proof that the next read does not query
+        await conn.execute(delete(ThreadRow).where(ThreadRow.id == thread.id))
+    again = await store.load_thread(thread.id, ALICE)
+    assert again.title == "kept"
+    again.title = "changed by the SDK"
+    assert checked.title == "kept"  # a copy
+    with pytest.raises(NotFoundError):  # once only: later reads see the table
+        await store.load_thread(thread.id, ALICE)
+    # Never for another user, nor for another thread.
+    mine = await new_thread(store, ALICE, title="mine")
+    answer_next_thread_read_from(await store.load_thread(mine.id, ALICE), ALICE.user_id)
+    with pytest.raises(NotFoundError):
+        await store.load_thread(mine.id, BOB)
+    other = await new_thread(store, ALICE, title="other")
+    answer_next_thread_read_from(mine, ALICE.user_id)
+    assert (await store.load_thread(other.id, ALICE)).title == "other"
 
 
 async def test_load_thread_of_another_user_is_not_found(store: SQLStore) -> None:

@@ -86,6 +86,30 @@ def answer_next_read_from(thread_id: str, page: Page[ThreadItem]) -> Iterator[No
         _just_read.set(None)
 
 
+# The thread the request's checks just read (preflight.py), for the SDK's own read of
+# it a moment later, once: (owner, thread). Per task, like `_just_read`.
+_just_loaded_thread: ContextVar[tuple[str, ThreadMetadata] | None] = ContextVar(
+    "just_loaded_thread", default=None
+)
+
+
+def answer_next_thread_read_from(thread: ThreadMetadata, owner_id: str) -> None:
+    """Serve this task's next `load_thread` of `thread.id` by `owner_id` from `thread`."""
+    _just_loaded_thread.set((owner_id, thread))
+
+
+def _thread_just_loaded(thread_id: str, owner_id: str) -> ThreadMetadata | None:
+    just_loaded = _just_loaded_thread.get()
+    if just_loaded is None:
+        return None
+    _just_loaded_thread.set(None)  # once: later reads in the turn must see its changes
+    owner, thread = just_loaded
+    if owner != owner_id or thread.id != thread_id:
+        return None
+    # The SDK may change the copy it gets (a title); the checks have done with theirs.
+    return thread.model_copy(deep=True)
+
+
 def _from_just_read(thread_id: str, limit: int) -> Page[ThreadItem] | None:
     just_read = _just_read.get()
     if just_read is None or just_read[0] != thread_id:
@@ -188,6 +212,8 @@ class SQLStore(Store[RequestContext]):
     # threads ---------------------------------------------------------------
 
     async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
+        if (thread := _thread_just_loaded(thread_id, context.user_id)) is not None:
+            return thread
         async with self._reader.connect() as conn:
             data = await conn.scalar(
                 self._sql.load_thread, {"thread_id": thread_id, "owner_id": context.user_id}
