@@ -128,12 +128,17 @@ class Server:
 
 
 def ours(
-    name: str, database_url: str, provider_url: str, workdir: Path, model: str = OPENAI_ROUTE
+    name: str,
+    database_url: str,
+    provider_url: str,
+    workdir: Path,
+    model: str = OPENAI_ROUTE,
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
     return Server(
         name,
         [str(VENV_BIN / "chatkit-backend"), "serve", "--port", "{port}"],
-        ours_env(database_url, provider_url, model),
+        {**ours_env(database_url, provider_url, model), **(extra_env or {})},
         workdir,
         workdir / f"{name}.log",
     )

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import jwt
 
 from . import procs, storedata
 from .capacity import capacity
@@ -142,13 +145,18 @@ async def sequential(port: int, turns: int) -> tuple[list[Response | BaseExcepti
 
 
 async def concurrent(
-    port: int, workers: int, per_worker: int, timeout: float = 120.0
+    port: int,
+    workers: int,
+    per_worker: int,
+    timeout: float = 120.0,
+    headers: Callable[[int], dict[str, str]] | None = None,
 ) -> tuple[list[Response | BaseException], float]:
-    """`workers` connections at once, each running `per_worker` turns back to back."""
+    """`workers` connections at once, each running `per_worker` turns back to back;
+    `headers(n)`: the extra request headers of worker n (a user's token)."""
     start = asyncio.Event()
 
-    async def worker() -> list[Response | BaseException]:
-        conn = Connection(port)
+    async def worker(number: int) -> list[Response | BaseException]:
+        conn = Connection(port, headers=headers(number) if headers else None)
         got: list[Response | BaseException] = []
         await start.wait()
         for _ in range(per_worker):
@@ -159,7 +167,7 @@ async def concurrent(
         await conn.close()
         return got
 
-    tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+    tasks = [asyncio.create_task(worker(n)) for n in range(workers)]
     await asyncio.sleep(0)
     began = time.perf_counter()
     start.set()
@@ -221,8 +229,10 @@ class Bench:
         events = self.ceiling_shape[0]
         return lambda r: r.status == 200 and r.body.count(b"data: ") == events
 
-    async def warm(self, srv: procs.Server, turns: int = 5) -> Response:
-        conn = Connection(srv.port)
+    async def warm(
+        self, srv: procs.Server, turns: int = 5, headers: dict[str, str] | None = None
+    ) -> Response:
+        conn = Connection(srv.port, headers=headers)
         last = None
         for _ in range(turns):
             last = await one_turn(conn)
@@ -383,7 +393,53 @@ class Bench:
             self.prov.command("reset")
             await self.stop_test(key, srv)
             srv.stop()
+            if key in (A, B):
+                await self.streams_of_many_users(key, databases[key])
         self.prov.mode("overhead")
+
+    async def streams_of_many_users(self, key: str, database_url: str) -> None:
+        """The 200 streams again, each from a user of its own (signed-in, HS256 tokens).
+
+        All other sections run as the one local user, whose admissions queue on that
+        user's run lock and message counter: the worst case, and not a deployment's.
+        """
+        secret = secrets.token_hex(32)
+        expires = int(time.time()) + 3600
+        tokens = [
+            jwt.encode({"sub": f"bench-user-{n}", "exp": expires}, secret, algorithm="HS256")
+            for n in range(self.sizes.streams + 1)
+        ]
+        srv = procs.ours(
+            f"{key}-users",
+            database_url,
+            self.prov.base_url,
+            self.workdir,
+            extra_env={"AUTH_SECRET": secret},
+        )
+        self.servers.append(srv)
+        await srv.start()
+        self.prov.mode("overhead")
+        # As the one-user run: a few turns first (the last token's user, not measured).
+        sample = await self.warm(srv, 3, {"Authorization": f"Bearer {tokens[-1]}"})
+        if not stream_ok(sample):
+            raise RuntimeError(f"{srv.name} warm-up turn failed: {sample.body[:300]!r}")
+        self.prov.mode("slow")
+        responses, seconds = await concurrent(
+            srv.port,
+            self.sizes.streams,
+            1,
+            timeout=180,
+            headers=lambda n: {"Authorization": f"Bearer {tokens[n]}"},
+        )
+        timings = Timings(seconds=seconds)
+        timings.add(responses, stream_ok)
+        self.put("concurrency", "streams_many_users", key, timings.summary())
+        self.log(
+            f"{self.sizes.streams} streams, a user each, {LABELS[key]}: {timings.errors} errors, "
+            f"p50 first byte {pct(timings.ttfb, 0.5) * 1000:.0f} ms"
+        )
+        self.prov.command("reset")
+        srv.stop()
 
     async def stop_test(self, key: str, srv: procs.Server) -> None:
         self.prov.mode("stop")
@@ -675,6 +731,23 @@ def build_table(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
             + [_f(data[k].get("peak_rss_mb"), 0) for k in LABELS]
             + [*NO_RATIOS, ""]
         )
+        users = {k: get("concurrency", "streams_many_users", k) or {} for k in LABELS}
+        if any(users.values()):
+            rows.append(
+                ["concurrency", f"  the same, {sizes.streams} users: errors"]
+                + [_f(users[k].get("errors")) if users[k] else "-" for k in LABELS]
+                + [*NO_RATIOS, ""]
+            )
+            rows.append(
+                ["concurrency", f"  the same, {sizes.streams} users: first byte p50 / p99 ms"]
+                + [
+                    f"{_f(users[k].get('ttfb_p50_ms'), 0)} / {_f(users[k].get('ttfb_p99_ms'), 0)}"
+                    if users[k]
+                    else "-"
+                    for k in LABELS
+                ]
+                + [*NO_RATIOS, ""]
+            )
 
     store = results.get("store", {})
     if store:

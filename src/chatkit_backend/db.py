@@ -134,10 +134,13 @@ def _ping_in_one_trip(engine: AsyncEngine) -> None:
 
     SQLAlchemy's asyncpg ping sends BEGIN, an empty query and ROLLBACK. Every
     transaction checks a connection out and pings it first: a turn has seven, so the
-    extra 14 round trips were a fifth of a turn's database time on PostgreSQL. An
-    empty query by the simple protocol (`execute` without arguments) proves the
-    connection as well, prepares nothing, and passes a transaction pooler unchanged.
-    Failures take the adapter's own path, so a dead connection is still replaced.
+    extra 14 round trips were a fifth of a turn's database time on PostgreSQL. A
+    `SELECT 1` by the simple protocol (`execute` without arguments) proves the
+    connection as well, prepares nothing, and passes a transaction pooler unchanged
+    (not an empty query: asyncpg's simple protocol fails on its empty status). Failures
+    take the adapter's own path, so a dead connection is still replaced. Every checkout
+    is pinged, however recently the connection was used: after a restart, a failover or
+    an administrator's pg_terminate_backend no request fails on a dead connection.
     """
     dialect = engine.sync_engine.dialect
 
