@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from chatkit.types import ThreadMetadata
 from fastapi import FastAPI, Request
 from sqlalchemy import event, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatkit_backend.app import create_app
+from chatkit_backend.chat.store import SQLStore, new_id
 from chatkit_backend.config import ConfigError, Settings, load_settings
-from chatkit_backend.db import create_engine, engine_for, migrate, migrate_for, reading_engine
+from chatkit_backend.context import RequestContext
+from chatkit_backend.db import autocommit_engine, create_engine, engine_for, migrate, migrate_for
 from chatkit_backend.db_errors import DatabaseBusy
 from chatkit_backend.db_pooler import names_a_pooler
 
@@ -324,7 +328,7 @@ async def test_a_checkout_pings_once_and_a_read_sends_no_begin(pg_url: str) -> N
         # SQLAlchemy's own asyncpg ping wraps an empty query in a BEGIN and a ROLLBACK.
         assert sent == ["SELECT 1", "BEGIN", "COMMIT"]
         sent.clear()
-        async with reading_engine(engine).connect() as conn:
+        async with autocommit_engine(engine).connect() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM counted")) == 1
         assert sent == ["SELECT 1"]
         # A connection that served a read is back in transactions for the next writer.
@@ -339,7 +343,7 @@ async def test_a_checkout_pings_once_and_a_read_sends_no_begin(pg_url: str) -> N
                 await conn.execute(text("INSERT INTO counted VALUES (4)"))
                 await conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
         assert sent == ["SELECT 1", "BEGIN", "ROLLBACK"]
-        async with reading_engine(engine).connect() as conn:
+        async with autocommit_engine(engine).connect() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM counted")) == 3
     finally:
         await engine.dispose()
@@ -359,8 +363,31 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
         finally:
             await admin.close()
         # The ping finds it gone and the pool opens a new one: no error for this read.
-        async with reading_engine(engine).connect() as conn:
+        async with autocommit_engine(engine).connect() as conn:
             second = await conn.scalar(text("SELECT pg_backend_pid()"))
         assert second != first
+    finally:
+        await engine.dispose()
+
+
+async def test_a_new_threads_row_is_written_without_a_transaction_around_it(
+    pg_url: str,
+) -> None:
+    """One statement (an upsert) before a new thread's first event: no BEGIN, no COMMIT."""
+    engine = create_engine(load_settings(database_url=pg_url).async_database_url)
+    sent = _log_round_trips(engine)
+    await migrate(engine)
+    store = SQLStore(engine)
+    alice = RequestContext(user_id="alice")
+    try:
+        thread = ThreadMetadata(id=new_id("thread"), created_at=datetime.now(), title="t")
+        await store.save_thread(thread, alice)
+        sent.clear()
+        await store.save_thread(thread.model_copy(update={"title": "renamed"}), alice)
+        assert sent == ["SELECT 1"]
+        assert (await store.load_thread(thread.id, alice)).title == "renamed"
+        # Still scoped: another user's save of the same id changes nothing.
+        await store.save_thread(thread.model_copy(update={"title": "bob's"}), RequestContext("bob"))
+        assert (await store.load_thread(thread.id, alice)).title == "renamed"
     finally:
         await engine.dispose()

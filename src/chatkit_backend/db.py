@@ -93,15 +93,17 @@ def insert_params(dialect: str, table: Any, columns: Iterable[str]) -> Insert:
     return insert(table).values({name: bindparam(name) for name in columns})
 
 
-def reading_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine, for connections that only read: on PostgreSQL in autocommit.
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine without transactions on PostgreSQL: for reads, and one-statement writes.
 
     A read in a transaction costs PostgreSQL two more round trips (BEGIN, ROLLBACK) and
     gains nothing: at READ COMMITTED, the isolation used here, each statement takes its
-    own snapshot either way, and a plain SELECT holds no lock past its end. The
-    returned engine shares `engine`'s pool. Never for a block that writes or locks
-    (`FOR UPDATE`, advisory transaction locks): each statement would commit on its own.
-    SQLite is left as it is: its transactions cost no round trip.
+    own snapshot either way, and a plain SELECT holds no lock past its end. A write of a
+    single statement is atomic on its own, and its BEGIN and COMMIT are two round trips
+    too. The returned engine shares `engine`'s pool. Never for a block of several writes,
+    or that locks (`FOR UPDATE`, advisory transaction locks): each statement would commit
+    on its own. SQLite gets `engine` itself: its transactions cost no round trip, and its
+    writes queue in sqlite_writes.py.
     """
     if engine.dialect.name != "postgresql":
         return engine

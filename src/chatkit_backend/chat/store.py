@@ -42,7 +42,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
-from ..db import reading_engine, utcnow
+from ..db import autocommit_engine, utcnow
 from ..sqlite_writes import writing
 from ..text_rules import storable, storable_json
 from ..timestamps import sdk_time_to_utc
@@ -169,8 +169,9 @@ class SQLStore(Store[RequestContext]):
         self.engine = engine
         self._dialect = engine.dialect.name
         self._sql = store_statements(self._dialect)
-        # Every read below is SELECTs only: on PostgreSQL without BEGIN and ROLLBACK.
-        self._reader = reading_engine(engine)
+        # Reads (SELECTs only) and one-statement writes: on PostgreSQL without BEGIN and
+        # COMMIT or ROLLBACK (db.autocommit_engine).
+        self._autocommit = autocommit_engine(engine)
         # Set when attachments are on (app.py): where their bytes go, so a deleted
         # thread takes its files along, and how an attachment is shown to its owner
         # (an image's preview URL is signed afresh on every read).
@@ -204,6 +205,12 @@ class SQLStore(Store[RequestContext]):
     def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         return writing(self.engine)
 
+    def _write_one(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """For a write of one statement: no transaction around it on PostgreSQL."""
+        if self._dialect == "postgresql":
+            return self._autocommit.connect()
+        return self._write()
+
     def _insert(self, table: Any) -> Any:
         if self._dialect == "postgresql":
             return postgresql.insert(table)
@@ -214,7 +221,7 @@ class SQLStore(Store[RequestContext]):
     async def load_thread(self, thread_id: str, context: RequestContext) -> ThreadMetadata:
         if (thread := _thread_just_loaded(thread_id, context.user_id)) is not None:
             return thread
-        async with self._reader.connect() as conn:
+        async with self._autocommit.connect() as conn:
             data = await conn.scalar(
                 self._sql.load_thread, {"thread_id": thread_id, "owner_id": context.user_id}
             )
@@ -236,7 +243,8 @@ class SQLStore(Store[RequestContext]):
             "updated_at": utcnow(),
             "data": data,
         }
-        async with self._write() as conn:
+        # The first write of a new thread, before its first event: two round trips fewer.
+        async with self._write_one() as conn:
             await conn.execute(self._sql.save_thread, row)
 
     async def load_threads(
@@ -256,7 +264,7 @@ class SQLStore(Store[RequestContext]):
         """
         limit = clamp_limit(limit)
         query = self._sql.threads_desc if order == "desc" else self._sql.threads_asc
-        async with self._reader.connect() as conn:
+        async with self._autocommit.connect() as conn:
             if after:
                 cursor = (
                     await conn.execute(
@@ -321,7 +329,7 @@ class SQLStore(Store[RequestContext]):
             return page
         scope = (ItemRow.thread_id == thread_id, ItemRow.user_id == context.user_id)
         query = self._sql.items_desc if order == "desc" else self._sql.items_asc
-        async with self._reader.connect() as conn:
+        async with self._autocommit.connect() as conn:
             if after:
                 cursor = (
                     await conn.execute(
@@ -371,7 +379,7 @@ class SQLStore(Store[RequestContext]):
             await conn.execute(self._sql.save_item, row)
 
     async def load_item(self, thread_id: str, item_id: str, context: RequestContext) -> ThreadItem:
-        async with self._reader.connect() as conn:
+        async with self._autocommit.connect() as conn:
             data = await conn.scalar(
                 select(ItemRow.data).where(
                     ItemRow.id == item_id,
@@ -429,7 +437,7 @@ class SQLStore(Store[RequestContext]):
             await conn.execute(stmt)
 
     async def load_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
-        async with self._reader.connect() as conn:
+        async with self._autocommit.connect() as conn:
             data = await conn.scalar(
                 select(AttachmentRow.data).where(
                     AttachmentRow.id == attachment_id,
@@ -527,7 +535,7 @@ class SQLStore(Store[RequestContext]):
             .limit(limit)
             .offset(offset)
         )
-        async with self._reader.connect() as conn:
+        async with self._autocommit.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             (ThreadMetadata.model_validate_json(row.data), row.updated_at.replace(tzinfo=UTC))
@@ -571,7 +579,7 @@ class SQLStore(Store[RequestContext]):
     async def count_threads(self, context: RequestContext) -> int:
         """How many threads the user has."""
         query = select(func.count()).select_from(ThreadRow)
-        async with self._reader.connect() as conn:
+        async with self._autocommit.connect() as conn:
             count = await conn.scalar(query.where(ThreadRow.user_id == context.user_id))
         return int(count or 0)
 
@@ -579,7 +587,7 @@ class SQLStore(Store[RequestContext]):
         self, thread_id: str, context: RequestContext
     ) -> tuple[ThreadMetadata, datetime]:
         """The thread and its last-activity time; NotFoundError if the user has no such thread."""
-        async with self._reader.connect() as conn:
+        async with self._autocommit.connect() as conn:
             row = (
                 await conn.execute(
                     select(ThreadRow.data, ThreadRow.updated_at).where(
@@ -615,7 +623,7 @@ class SQLStore(Store[RequestContext]):
             .subquery()
         )
         query = select(ranked.c.thread_id, ranked.c.n, ranked.c.data).where(ranked.c.rank == 1)
-        async with self._reader.connect() as conn:
+        async with self._autocommit.connect() as conn:
             rows = (await conn.execute(query)).all()
         return {row.thread_id: (row.n, _item_adapter.validate_json(row.data)) for row in rows}
 
@@ -628,6 +636,6 @@ class SQLStore(Store[RequestContext]):
             .where(ItemRow.thread_id == thread_id, ItemRow.user_id == context.user_id)
             .order_by(ItemRow.created_at, ItemRow.seq)
         )
-        async with self._reader.connect() as conn:
+        async with self._autocommit.connect() as conn:
             rows = (await conn.scalars(query)).all()
         return [_item_adapter.validate_json(data) for data in rows]
