@@ -28,6 +28,7 @@ from chatkit_backend.context import RequestContext
 from chatkit_backend.db import autocommit_engine, create_engine, engine_for, migrate, migrate_for
 from chatkit_backend.db_errors import DatabaseBusy
 from chatkit_backend.db_pooler import names_a_pooler
+from chatkit_backend.runs.registry import RunRegistry
 
 from .conftest import scripted_settings
 from .databases import postgres_database
@@ -390,4 +391,51 @@ async def test_a_new_threads_row_is_written_without_a_transaction_around_it(
         await store.save_thread(thread.model_copy(update={"title": "bob's"}), RequestContext("bob"))
         assert (await store.load_thread(thread.id, alice)).title == "renamed"
     finally:
+        await engine.dispose()
+
+
+async def test_admission_and_release_commit_without_waiting_for_the_wal_flush(
+    pg_url: str,
+) -> None:
+    """Bookkeeping rows only (runs/registry.py); every other transaction keeps the wait."""
+    engine = create_engine(load_settings(database_url=pg_url).async_database_url)
+    await migrate(engine)
+    registry = RunRegistry(engine, max_runs_per_user=5)
+    seen: list[str] = []
+
+    async def probe(conn: AsyncConnection) -> None:  # runs inside the admission
+        seen.append(await conn.scalar(text("SHOW synchronous_commit")))
+
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement.split()[0] + " " + statement.split()[1])
+
+    try:
+        lease = await registry.acquire("thr_1", RequestContext(user_id="u"), then=probe)
+        assert seen == ["off"]
+        lease.usage = {
+            "user_id": "u",
+            "thread_id": "thr_1",
+            "run_id": lease.run_id,
+            "model": "m",
+            "input_tokens": 1,
+            "output_tokens": 2,
+            "duration_ms": 3,
+            "created_at": datetime.now(),
+        }
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
+        await registry.release(lease)
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        assert statements == [
+            "SELECT set_config('synchronous_commit',",
+            "INSERT INTO",
+            "DELETE FROM",
+        ]
+        async with engine.begin() as conn:  # SET LOCAL: gone with its transaction
+            assert await conn.scalar(text("SHOW synchronous_commit")) == "on"
+            assert await conn.scalar(text("SELECT count(*) FROM usage")) == 1
+            assert await conn.scalar(text("SELECT count(*) FROM active_runs")) == 0
+    finally:
+        await registry.close()
         await engine.dispose()

@@ -36,7 +36,16 @@ log = logging.getLogger(__name__)
 
 IN_PROGRESS = "a response is already in progress"
 # Taken first in a PostgreSQL admission (see acquire).
-_USER_ADMISSION_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:u))")
+# Admission and release write bookkeeping only (the run's lock row, the message count,
+# the usage row): their commits need not wait for PostgreSQL's WAL flush, which is most of
+# a sequential turn's extra time on PostgreSQL. If PostgreSQL itself crashes, the last
+# moment of such commits may be lost: a lock row (it goes stale in `stale_after`), a
+# count, a usage row. Messages, threads and tasks keep synchronous commits.
+_NO_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)"
+# Serialises one user's admissions so the concurrency count cannot race; the setting
+# rides along in the same round trip.
+_USER_ADMISSION_LOCK = text(f"SELECT pg_advisory_xact_lock(hashtext(:u)), {_NO_FLUSH_WAIT}")
+_RELEASE_WITHOUT_FLUSH_WAIT = text(f"SELECT {_NO_FLUSH_WAIT}")
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,6 @@ class RunRegistry:
         lease = Lease(thread_id=thread_id, run_id=ctx.request_id, user_id=ctx.user_id)
         async with writing(self.engine) as conn:
             if self.engine.dialect.name == "postgresql":
-                # Serialises one user's admissions so the concurrency count cannot race.
                 await conn.execute(_USER_ADMISSION_LOCK, {"u": ctx.user_id})
             running = await conn.scalar(
                 self._sql.count_runs, {"user_id": ctx.user_id, "fresh": fresh}
@@ -155,18 +163,24 @@ class RunRegistry:
             self._unreleased[lease.run_id] = _Unreleased(usage, deadline)
             self._ensure_watcher()
 
+    async def _without_flush_wait(self, conn: AsyncConnection) -> None:
+        if self.engine.dialect.name == "postgresql":
+            await conn.execute(_RELEASE_WITHOUT_FLUSH_WAIT)
+
     async def _release_rows(self, run_id: str, usage: dict[str, object] | None) -> None:
         """Write `usage` and drop the lock; raise only if the lock could not be dropped."""
         usage_error: Exception | None = None
         if usage is not None:
             try:
                 async with writing(self.engine) as conn:
+                    await self._without_flush_wait(conn)
                     await conn.execute(self._sql.insert_usage, usage)
                     await self._drop_lock(conn, run_id)
                 return
             except Exception as exc:
                 usage_error = exc
         async with writing(self.engine) as conn:
+            await self._without_flush_wait(conn)
             await self._drop_lock(conn, run_id)
         if usage_error is not None:
             # Losing one usage row must not keep the thread locked.
