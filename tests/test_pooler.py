@@ -19,7 +19,7 @@ from chatkit.types import ThreadMetadata
 from fastapi import FastAPI, Request
 from sqlalchemy import event, text
 from sqlalchemy.exc import ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatkit_backend.app import create_app
 from chatkit_backend.chat.store import SQLStore, new_id
@@ -317,88 +317,85 @@ def _log_round_trips(engine: Any) -> list[str]:
     return sent
 
 
-async def test_a_checkout_pings_once_and_a_read_sends_no_begin(pg_url: str) -> None:
+@pytest.fixture
+async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
+    """The server's kind of engine (pooled, pinged) on a throw-away database."""
     engine = create_engine(load_settings(database_url=pg_url).async_database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def test_a_checkout_pings_once_and_a_read_sends_no_begin(pg_engine: AsyncEngine) -> None:
+    engine = pg_engine
     sent = _log_round_trips(engine)
-    try:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE counted (n integer)"))
+    sent.clear()
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO counted VALUES (1)"))
+    # SQLAlchemy's own asyncpg ping wraps an empty query in a BEGIN and a ROLLBACK.
+    assert sent == ["SELECT 1", "BEGIN", "COMMIT"]
+    sent.clear()
+    async with autocommit_engine(engine).connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM counted")) == 1
+    assert sent == ["SELECT 1"]
+    # A connection that served a read is back in transactions for the next writer.
+    sent.clear()
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO counted VALUES (2)"))
+        await conn.execute(text("INSERT INTO counted VALUES (3)"))
+    assert sent == ["SELECT 1", "BEGIN", "COMMIT"]
+    sent.clear()
+    with pytest.raises(ProgrammingError):
         async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE counted (n integer)"))
-        sent.clear()
-        async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO counted VALUES (1)"))
-        # SQLAlchemy's own asyncpg ping wraps an empty query in a BEGIN and a ROLLBACK.
-        assert sent == ["SELECT 1", "BEGIN", "COMMIT"]
-        sent.clear()
-        async with autocommit_engine(engine).connect() as conn:
-            assert await conn.scalar(text("SELECT count(*) FROM counted")) == 1
-        assert sent == ["SELECT 1"]
-        # A connection that served a read is back in transactions for the next writer.
-        sent.clear()
-        async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO counted VALUES (2)"))
-            await conn.execute(text("INSERT INTO counted VALUES (3)"))
-        assert sent == ["SELECT 1", "BEGIN", "COMMIT"]
-        sent.clear()
-        with pytest.raises(ProgrammingError):
-            async with engine.begin() as conn:
-                await conn.execute(text("INSERT INTO counted VALUES (4)"))
-                await conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
-        assert sent == ["SELECT 1", "BEGIN", "ROLLBACK"]
-        async with autocommit_engine(engine).connect() as conn:
-            assert await conn.scalar(text("SELECT count(*) FROM counted")) == 3
-    finally:
-        await engine.dispose()
+            await conn.execute(text("INSERT INTO counted VALUES (4)"))
+            await conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
+    assert sent == ["SELECT 1", "BEGIN", "ROLLBACK"]
+    async with autocommit_engine(engine).connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM counted")) == 3
 
 
 async def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
-    pg_url: str,
+    pg_engine: AsyncEngine, pg_url: str
 ) -> None:
-    engine = create_engine(load_settings(database_url=pg_url).async_database_url)
+    async with pg_engine.connect() as conn:
+        first = await conn.scalar(text("SELECT pg_backend_pid()"))
+    # An administrator (or a failover) ends the idle pooled connection.
+    admin = await asyncpg.connect(pg_url)
     try:
-        async with engine.connect() as conn:
-            first = await conn.scalar(text("SELECT pg_backend_pid()"))
-        # An administrator (or a failover) ends the idle pooled connection.
-        admin = await asyncpg.connect(pg_url)
-        try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
-        finally:
-            await admin.close()
-        # The ping finds it gone and the pool opens a new one: no error for this read.
-        async with autocommit_engine(engine).connect() as conn:
-            second = await conn.scalar(text("SELECT pg_backend_pid()"))
-        assert second != first
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
     finally:
-        await engine.dispose()
+        await admin.close()
+    # The ping finds it gone and the pool opens a new one: no error for this read.
+    async with autocommit_engine(pg_engine).connect() as conn:
+        second = await conn.scalar(text("SELECT pg_backend_pid()"))
+    assert second != first
 
 
 async def test_a_new_threads_row_is_written_without_a_transaction_around_it(
-    pg_url: str,
+    pg_engine: AsyncEngine,
 ) -> None:
     """One statement (an upsert) before a new thread's first event: no BEGIN, no COMMIT."""
-    engine = create_engine(load_settings(database_url=pg_url).async_database_url)
-    sent = _log_round_trips(engine)
-    await migrate(engine)
-    store = SQLStore(engine)
+    sent = _log_round_trips(pg_engine)
+    await migrate(pg_engine)
+    store = SQLStore(pg_engine)
     alice = RequestContext(user_id="alice")
-    try:
-        thread = ThreadMetadata(id=new_id("thread"), created_at=datetime.now(), title="t")
-        await store.save_thread(thread, alice)
-        sent.clear()
-        await store.save_thread(thread.model_copy(update={"title": "renamed"}), alice)
-        assert sent == ["SELECT 1"]
-        assert (await store.load_thread(thread.id, alice)).title == "renamed"
-        # Still scoped: another user's save of the same id changes nothing.
-        await store.save_thread(thread.model_copy(update={"title": "bob's"}), RequestContext("bob"))
-        assert (await store.load_thread(thread.id, alice)).title == "renamed"
-    finally:
-        await engine.dispose()
+    thread = ThreadMetadata(id=new_id("thread"), created_at=datetime.now(), title="t")
+    await store.save_thread(thread, alice)
+    sent.clear()
+    await store.save_thread(thread.model_copy(update={"title": "renamed"}), alice)
+    assert sent == ["SELECT 1"]
+    assert (await store.load_thread(thread.id, alice)).title == "renamed"
+    # Still scoped: another user's save of the same id changes nothing.
+    await store.save_thread(thread.model_copy(update={"title": "bob's"}), RequestContext("bob"))
+    assert (await store.load_thread(thread.id, alice)).title == "renamed"
 
 
 async def test_admission_and_release_commit_without_waiting_for_the_wal_flush(
-    pg_url: str,
+    pg_engine: AsyncEngine,
 ) -> None:
     """Bookkeeping rows only (runs/registry.py); every other transaction keeps the wait."""
-    engine = create_engine(load_settings(database_url=pg_url).async_database_url)
+    engine = pg_engine
     await migrate(engine)
     registry = RunRegistry(engine, max_runs_per_user=5)
     seen: list[str] = []
@@ -438,4 +435,3 @@ async def test_admission_and_release_commit_without_waiting_for_the_wal_flush(
             assert await conn.scalar(text("SELECT count(*) FROM active_runs")) == 0
     finally:
         await registry.close()
-        await engine.dispose()
