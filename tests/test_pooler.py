@@ -15,12 +15,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from chatkit.types import ThreadMetadata
+from chatkit.store import NotFoundError
+from chatkit.types import AssistantMessageContent, AssistantMessageItem, ThreadMetadata
 from fastapi import FastAPI, Request
 from sqlalchemy import event, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from chatkit_backend import db
 from chatkit_backend.app import create_app
 from chatkit_backend.chat.store import SQLStore, new_id
 from chatkit_backend.config import ConfigError, Settings, load_settings
@@ -28,6 +30,8 @@ from chatkit_backend.context import RequestContext
 from chatkit_backend.db import autocommit_engine, create_engine, engine_for, migrate, migrate_for
 from chatkit_backend.db_errors import DatabaseBusy
 from chatkit_backend.db_pooler import names_a_pooler
+from chatkit_backend.runs.admission import Admission
+from chatkit_backend.runs.limits import Limits
 from chatkit_backend.runs.registry import RunRegistry
 
 from .conftest import scripted_settings
@@ -325,16 +329,46 @@ async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def test_a_checkout_pings_once_and_a_read_sends_no_begin(pg_engine: AsyncEngine) -> None:
+@pytest.fixture
+def ping_every_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if every connection had been idle long enough to be pinged."""
+    monkeypatch.setattr(db, "RECENTLY_USED_SECONDS", 0.0)
+
+
+@pytest.fixture
+def ping_no_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if every connection had just been returned: what a busy server sees, and what
+    leaves only a statement's own round trips in the log."""
+    monkeypatch.setattr(db, "RECENTLY_USED_SECONDS", 3600.0)
+
+
+async def test_a_connection_just_returned_is_not_pinged_an_idle_one_is(
+    pg_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = pg_engine
     sent = _log_round_trips(engine)
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE counted (n integer)"))
+    assert sent == ["BEGIN", "COMMIT"]  # a new connection needs no ping
     sent.clear()
     async with engine.begin() as conn:
         await conn.execute(text("INSERT INTO counted VALUES (1)"))
-    # SQLAlchemy's own asyncpg ping wraps an empty query in a BEGIN and a ROLLBACK.
+    assert sent == ["BEGIN", "COMMIT"]  # just returned: open and working a moment ago
+    monkeypatch.setattr(db, "RECENTLY_USED_SECONDS", 0.05)
+    await asyncio.sleep(0.1)
+    sent.clear()
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO counted VALUES (2)"))
+    # Idle for longer: one ping (SQLAlchemy's own wraps an empty query in BEGIN, ROLLBACK).
     assert sent == ["SELECT 1", "BEGIN", "COMMIT"]
+
+
+async def test_a_read_sends_no_begin(pg_engine: AsyncEngine, ping_every_checkout: None) -> None:
+    engine = pg_engine
+    sent = _log_round_trips(engine)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE counted (n integer)"))
+        await conn.execute(text("INSERT INTO counted VALUES (1)"))
     sent.clear()
     async with autocommit_engine(engine).connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM counted")) == 1
@@ -355,62 +389,124 @@ async def test_a_checkout_pings_once_and_a_read_sends_no_begin(pg_engine: AsyncE
         assert await conn.scalar(text("SELECT count(*) FROM counted")) == 3
 
 
+@pytest.mark.parametrize("idle", [False, True], ids=["just-returned", "idle"])
 async def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
-    pg_engine: AsyncEngine, pg_url: str
+    pg_engine: AsyncEngine, pg_url: str, monkeypatch: pytest.MonkeyPatch, idle: bool
 ) -> None:
+    # Just returned: not pinged, found closed by asyncpg. Idle: the ping finds it gone.
+    monkeypatch.setattr(db, "RECENTLY_USED_SECONDS", 0.0 if idle else 3600.0)
     async with pg_engine.connect() as conn:
         first = await conn.scalar(text("SELECT pg_backend_pid()"))
+        driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
     # An administrator (or a failover) ends the idle pooled connection.
     admin = await asyncpg.connect(pg_url)
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
     finally:
         await admin.close()
-    # The ping finds it gone and the pool opens a new one: no error for this read.
+    if not idle:
+        # What the server's event loop does between requests: read the connection's end.
+        # (Checked out within the loop iterations before that, it would fail once: the
+        # window that db._ping_when_in_doubt accepts, as pgxpool and HikariCP do.)
+        async with asyncio.timeout(5):
+            while not driver.is_closed():
+                await asyncio.sleep(0.01)
+    # The pool opens a new one: no error for this read.
     async with autocommit_engine(pg_engine).connect() as conn:
         second = await conn.scalar(text("SELECT pg_backend_pid()"))
     assert second != first
 
 
-async def test_a_new_threads_row_is_written_without_a_transaction_around_it(
-    pg_engine: AsyncEngine,
+async def test_a_threads_row_and_an_item_are_each_written_in_one_statement(
+    pg_engine: AsyncEngine, ping_no_checkout: None
 ) -> None:
-    """One statement (an upsert) before a new thread's first event: no BEGIN, no COMMIT."""
+    """A new thread's row before its first event, and each item of a turn with its
+    thread's activity time: one statement each, no BEGIN, no COMMIT."""
     sent = _log_round_trips(pg_engine)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement.split()[0])
+
     await migrate(pg_engine)
     store = SQLStore(pg_engine)
     alice = RequestContext(user_id="alice")
     thread = ThreadMetadata(id=new_id("thread"), created_at=datetime.now(), title="t")
     await store.save_thread(thread, alice)
     sent.clear()
+    event.listen(pg_engine.sync_engine, "before_cursor_execute", record)
     await store.save_thread(thread.model_copy(update={"title": "renamed"}), alice)
-    assert sent == ["SELECT 1"]
+    assert (sent, statements) == ([], ["INSERT"])
+    statements.clear()
+    item = AssistantMessageItem(
+        id="msg_1",
+        thread_id=thread.id,
+        created_at=datetime.now(),
+        content=[AssistantMessageContent(text="hello")],
+    )
+    await store.add_thread_item(thread.id, item, alice)
+    assert (sent, statements) == ([], ["WITH"])
+    event.remove(pg_engine.sync_engine, "before_cursor_execute", record)
     assert (await store.load_thread(thread.id, alice)).title == "renamed"
-    # Still scoped: another user's save of the same id changes nothing.
-    await store.save_thread(thread.model_copy(update={"title": "bob's"}), RequestContext("bob"))
+    assert (await store.load_item(thread.id, "msg_1", alice)).id == "msg_1"
+    # Still scoped: another user's save of the same id changes nothing, and an item for
+    # a thread that is not the user's is not written.
+    bob = RequestContext("bob")
+    await store.save_thread(thread.model_copy(update={"title": "bob's"}), bob)
     assert (await store.load_thread(thread.id, alice)).title == "renamed"
+    with pytest.raises(NotFoundError):
+        await store.add_thread_item(thread.id, item.model_copy(update={"id": "msg_2"}), bob)
+    with pytest.raises(NotFoundError):
+        await store.load_item(thread.id, "msg_2", alice)
 
 
-async def test_admission_and_release_commit_without_waiting_for_the_wal_flush(
-    pg_engine: AsyncEngine,
+async def test_admission_is_one_statement_committed_without_waiting_for_the_wal_flush(
+    pg_engine: AsyncEngine, ping_no_checkout: None
 ) -> None:
-    """Bookkeeping rows only (runs/registry.py); every other transaction keeps the wait."""
+    """Admission (postgres_admission.py) sends only the call of `chatkit_admit`;
+    admission and release write bookkeeping only (runs/registry.py) and skip the flush
+    wait, every other transaction keeps it."""
     engine = pg_engine
+    sent = _log_round_trips(engine)
     await migrate(engine)
     registry = RunRegistry(engine, max_runs_per_user=5)
-    seen: list[str] = []
-
-    async def probe(conn: AsyncConnection) -> None:  # runs inside the admission
-        seen.append(await conn.scalar(text("SHOW synchronous_commit")))
-
+    admission = Admission(Limits(engine, messages_per_minute=5, daily_token_budget=None), registry)
+    async with engine.begin() as conn:
+        # What the admission's own transaction has for synchronous_commit, seen by a
+        # trigger on the lock row it writes.
+        await conn.execute(text("CREATE TABLE seen (setting text)"))
+        await conn.execute(
+            text(
+                "CREATE FUNCTION note_setting() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "INSERT INTO seen VALUES (current_setting('synchronous_commit')); "
+                "RETURN NEW; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER noted AFTER INSERT ON active_runs "
+                "FOR EACH ROW EXECUTE FUNCTION note_setting()"
+            )
+        )
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
         statements.append(statement.split()[0] + " " + statement.split()[1])
 
     try:
-        lease = await registry.acquire("thr_1", RequestContext(user_id="u"), then=probe)
-        assert seen == ["off"]
+        with pytest.raises(TypeError):  # SQLite's admission, without PostgreSQL's user lock
+            await registry.acquire("thr_1", RequestContext(user_id="u"))
+        sent.clear()
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
+        lease = await admission.admit("thr_1", RequestContext(user_id="u"), "key-1")
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        assert sent == []  # no BEGIN, no COMMIT
+        assert statements == ["SELECT refusal,"]
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT setting FROM seen")) == "off"
+            assert await conn.scalar(text("SELECT count(*) FROM idempotency_keys")) == 1
+        statements.clear()
         lease.usage = {
             "user_id": "u",
             "thread_id": "thr_1",

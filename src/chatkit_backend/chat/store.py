@@ -370,6 +370,13 @@ class SQLStore(Store[RequestContext]):
             "data": storable_json(stored),
         }
         touch = {"thread_id": thread_id, "owner_id": context.user_id, "updated_at": utcnow()}
+        if self._sql.touch_and_save_item is not None:
+            async with self._write_one() as conn:
+                named = {f"item_{name}": value for name, value in row.items()}
+                found = await conn.scalar(self._sql.touch_and_save_item, named | touch)
+            if not found:
+                raise NotFoundError(f"Thread {thread_id} not found")
+            return
         async with self._write() as conn:
             # Writing the thread first both checks ownership and takes SQLite's write
             # lock up front, so the transaction never has to upgrade a read lock.

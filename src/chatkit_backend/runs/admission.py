@@ -13,6 +13,7 @@ from ..errors import BadRequest
 from ..text_rules import name_problem
 from .lease import Lease
 from .limits import Limits
+from .postgres_admission import admit_on_postgres
 from .registry import RunRegistry
 
 # The idempotency_keys.key column is a String(255).
@@ -42,6 +43,17 @@ class Admission:
         if idempotency_key:
             check_idempotency_key(idempotency_key)
         await self.limits.check_budget(ctx)
+        engine = self.registry.engine
+        if engine.dialect.name == "postgresql":
+            # The same rules in one round trip (postgres_admission.py).
+            return await admit_on_postgres(
+                engine,
+                self.registry,
+                messages_per_minute=self.limits.messages_per_minute,
+                thread_id=thread_id,
+                ctx=ctx,
+                idempotency_key=idempotency_key,
+            )
 
         async def count_and_remember(conn: AsyncConnection) -> None:
             await self.limits.count_message(ctx, conn)

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
 from ..db import dialect_insert, utcnow
-from ..errors import Conflict, TooManyRequests
+from ..errors import TooManyRequests
+from .refusals import duplicate_request, minute_window, rate_limited
 from .statements import run_statements
 from .tables import IdempotencyKeyRow, RateWindowRow, UsageRow
 
@@ -52,10 +53,7 @@ class Limits:
             .on_conflict_do_nothing()
         )
         if inserted.rowcount == 0:
-            raise Conflict(
-                "This request was already received (same Idempotency-Key).",
-                code="duplicate_request",
-            )
+            raise duplicate_request()
 
     async def count_message(self, ctx: RequestContext, conn: AsyncConnection) -> None:
         """Count one message against the user's per-minute limit; 429 when over it.
@@ -64,7 +62,7 @@ class Limits:
         count, and hammering does not push the window further.
         """
         now = utcnow()
-        window = now.replace(second=0, microsecond=0)
+        window = minute_window(now)
         count = (
             await conn.execute(
                 self._sql.count_message, {"user_id": ctx.user_id, "window_start": window}
@@ -78,12 +76,7 @@ class Limits:
                 )
             )
         if count > self.messages_per_minute:
-            retry = math.ceil((window + timedelta(minutes=1) - now).total_seconds())
-            raise TooManyRequests(
-                f"Too many messages: the limit is {self.messages_per_minute} a minute.",
-                code="rate_limited",
-                headers={"Retry-After": str(max(1, retry))},
-            )
+            raise rate_limited(self.messages_per_minute, now)
 
     async def check_budget(self, ctx: RequestContext) -> None:
         """429 once the user's tokens today (UTC) reach DAILY_TOKEN_BUDGET."""

@@ -26,25 +26,21 @@ from .. import metrics
 from ..context import RequestContext
 from ..db import utcnow
 from ..db_errors import DatabaseUnavailable
-from ..errors import Conflict, TooManyRequests
 from ..sqlite_writes import writing
 from .lease import Lease
+from .refusals import run_in_progress, too_many_runs
 from .statements import run_statements
 from .tables import ActiveRunRow
 
 log = logging.getLogger(__name__)
 
-IN_PROGRESS = "a response is already in progress"
-# Taken first in a PostgreSQL admission (see acquire).
 # Admission and release write bookkeeping only (the run's lock row, the message count,
 # the usage row): their commits need not wait for PostgreSQL's WAL flush, which is most of
 # a sequential turn's extra time on PostgreSQL. If PostgreSQL itself crashes, the last
 # moment of such commits may be lost: a lock row (it goes stale in `stale_after`), a
 # count, a usage row. Messages, threads and tasks keep synchronous commits.
+# (Admission on PostgreSQL does the same inside `chatkit_admit`, migration 0009.)
 _NO_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)"
-# Serialises one user's admissions so the concurrency count cannot race; the setting
-# rides along in the same round trip.
-_USER_ADMISSION_LOCK = text(f"SELECT pg_advisory_xact_lock(hashtext(:u)), {_NO_FLUSH_WAIT}")
 _RELEASE_WITHOUT_FLUSH_WAIT = text(f"SELECT {_NO_FLUSH_WAIT}")
 
 
@@ -93,14 +89,16 @@ class RunRegistry:
 
         `then(conn)` runs in the same transaction once the lock is taken (the other
         admission checks): if it raises, the lock is not taken either, and one commit
-        serves them all.
+        serves them all. This is SQLite's admission, where this process's writers queue
+        on one lock (sqlite_writes.py) so the count cannot race; PostgreSQL admits in
+        one statement instead (postgres_admission.py), under a per-user lock.
         """
+        if self.engine.dialect.name == "postgresql":
+            raise TypeError("on PostgreSQL, admit with postgres_admission.admit_on_postgres")
         now = utcnow()
         fresh = now - self.stale_after
         lease = Lease(thread_id=thread_id, run_id=ctx.request_id, user_id=ctx.user_id)
         async with writing(self.engine) as conn:
-            if self.engine.dialect.name == "postgresql":
-                await conn.execute(_USER_ADMISSION_LOCK, {"u": ctx.user_id})
             running = await conn.scalar(
                 self._sql.count_runs, {"user_id": ctx.user_id, "fresh": fresh}
             )
@@ -120,15 +118,16 @@ class RunRegistry:
                 },
             )
             if inserted.rowcount == 0:
-                raise Conflict(IN_PROGRESS, code="run_in_progress")
+                raise run_in_progress()
             if (running or 0) >= self.max_runs_per_user:
-                raise TooManyRequests(
-                    f"You already have {running} responses in progress; wait for one to finish.",
-                    code="too_many_runs",
-                    headers={"Retry-After": "5"},
-                )
+                raise too_many_runs(running)
             if then is not None:
                 await then(conn)
+        return self.hold(lease)
+
+    def hold(self, lease: Lease) -> Lease:
+        """Watch a lease whose lock row was just written (here or by postgres_admission.py):
+        heartbeats, stop requests, release."""
         self._local[lease.run_id] = lease
         return lease
 
