@@ -399,6 +399,8 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
         first = await conn.scalar(text("SELECT pg_backend_pid()"))
         driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
+    ended = asyncio.Event()
+    driver.add_termination_listener(lambda _conn: ended.set())
     # An administrator (or a failover) ends the idle pooled connection.
     admin = await asyncpg.connect(pg_url)
     try:
@@ -410,8 +412,8 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
         # (Checked out within the loop iterations before that, it would fail once: the
         # window that db._ping_when_in_doubt accepts, as pgxpool and HikariCP do.)
         async with asyncio.timeout(5):
-            while not driver.is_closed():
-                await asyncio.sleep(0.01)
+            await ended.wait()
+        assert driver.is_closed()
     # The pool opens a new one: no error for this read.
     async with autocommit_engine(pg_engine).connect() as conn:
         second = await conn.scalar(text("SELECT pg_backend_pid()"))

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
+from sqlalchemy.util.queue import QueueCommon
 
 from .db_errors import (
     BUSY,
@@ -41,6 +42,7 @@ from .db_errors import (
     breaks_connection,
     unavailable_reason,
 )
+from .db_pool_queue import FairAsyncQueue
 from .db_pooler import names_a_pooler, pooler_connect_args
 from .metrics import DB_CONNECTIONS_CAPACITY, DB_CONNECTIONS_IN_USE, ERRORS
 from .sqlite_one_trip import one_trip_dbapi
@@ -123,7 +125,10 @@ def sqlite_path(url: str) -> Path | None:
 
 
 class _BoundedPool(AsyncAdaptedQueuePool):
-    """The PostgreSQL pool: waiting past its timeout is `DatabaseBusy`, a 503 to retry."""
+    """The PostgreSQL pool: waiting past its timeout is `DatabaseBusy`, a 503 to retry;
+    connections go to waiters in the order they came (db_pool_queue.py)."""
+
+    _queue_class: type[QueueCommon[ConnectionPoolEntry]] = FairAsyncQueue
 
     def _do_get(self) -> ConnectionPoolEntry:
         try:
