@@ -4,6 +4,7 @@ a turn carry its request_id, user_id, thread_id and run_id."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +49,17 @@ def test_json_log_lines_carry_the_ids_of_the_turn(
     assert API_KEY not in text
     lines: list[dict[str, Any]] = [json.loads(line) for line in text.splitlines() if line]
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+    turn = [line for line in lines if line.get("request_id") == "turn-0001"]
+    failed = [line for line in turn if line["message"] == "agent run failed"]
+    assert failed, f"the run's error is logged: {turn}"
+    # The run's id is the server's own (runs/lease.py), not the client's request id.
+    assert re.fullmatch(r"run_[0-9a-f]{32}", failed[0]["run_id"])
     ids = {
         "request_id": "turn-0001",
         "user_id": "local",
         "thread_id": thread_id,
-        "run_id": "turn-0001",
+        "run_id": failed[0]["run_id"],
     }
-    turn = [line for line in lines if line.get("request_id") == "turn-0001"]
-    failed = [line for line in turn if line["message"] == "agent run failed"]
-    assert failed, f"the run's error is logged: {turn}"
     assert all(line.items() >= ids.items() for line in failed)
     assert failed[0]["model"] == "openai/scripted", "a turn's lines name the model it ran on"
     assert "Traceback" in failed[0]["exception"]

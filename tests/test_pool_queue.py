@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from chatkit_backend.config import load_settings
 from chatkit_backend.db import create_engine
 from chatkit_backend.db_errors import DatabaseBusy
+from chatkit_backend.db_pool_queue import FairAsyncQueue
 
 from .databases import postgres_database
 
@@ -96,3 +98,18 @@ async def test_a_waiter_that_gives_up_or_is_cancelled_loses_no_connection(
             assert await conn.scalar(text("SELECT 1")) == 1
     finally:
         await busy.dispose()
+
+
+async def test_a_connection_handed_over_as_its_waiter_is_cancelled_is_kept_past_maxsize() -> None:
+    """The queue itself, called as the pool calls it (inside SQLAlchemy's greenlet): the
+    pool can get more connections back than it keeps idle (its overflow), so the one
+    handed to a waiter cancelled in that moment must not be refused as Full (lost)."""
+    queue: FairAsyncQueue[str] = FairAsyncQueue(maxsize=1)
+    waiter = asyncio.create_task(greenlet_spawn(queue.get, True, None))
+    await asyncio.sleep(0.01)
+    queue.put_nowait("first back")  # handed to the waiter ...
+    queue.put_nowait("second back")  # ... and the queue is full
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert sorted([queue.get_nowait(), queue.get_nowait()]) == ["first back", "second back"]

@@ -244,6 +244,32 @@ async def test_the_request_id_is_accepted_and_returned(client: ChatKitClient) ->
     assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
 
 
+async def test_a_repeated_long_request_id_does_not_collide_between_runs(
+    client: ChatKitClient, provider: ScriptedProvider
+) -> None:
+    """X-Request-Id is the client's (up to 128 characters, and a retrying proxy may send
+    the same one twice): two runs at once under one id are both admitted, and both
+    recorded, on PostgreSQL too, where a run's id column holds 64."""
+    same = {"X-Request-Id": "r" * 100}
+    repeated = ChatKitClient(str(client.http.base_url), headers=same)
+    try:
+        provider.enqueue(SLOW)
+        provider.enqueue(SLOW)
+        first, _ = await start_stream(
+            repeated, {"type": "threads.create", "params": {"input": user_input("one")}}
+        )
+        second, _ = await start_stream(
+            repeated, {"type": "threads.create", "params": {"input": user_input("two")}}
+        )
+        for reader in (first, second):
+            events = parse_sse(await asyncio.wait_for(reader, 30))
+            assert events[-1]["type"] != "error" and assistant_text(events).startswith("w0")
+    finally:
+        await repeated.aclose()
+    usage = (await client.http.get("/api/usage", params={"days": 1})).json()
+    assert usage["total"]["turns"] == 2
+
+
 async def test_provider_errors_before_the_first_token_are_retried_with_backoff(
     client: ChatKitClient, provider: ScriptedProvider
 ) -> None:

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy import BigInteger, Integer, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, ExceptionContext, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -157,8 +157,9 @@ def _ping_when_in_doubt(engine: AsyncEngine) -> None:
     well as its round trip (with 200 streams starting, each round trip before the first
     event waited about 50 ms). What this gives up: a connection closed in the moment
     before its check-out, before the loop has read its end (a loop iteration or two), or
-    dropped silently within that second, fails its next statement (a 503 to retry), as
-    one that dies between a ping and its statement always could.
+    dropped silently within that second, fails its next statement (a 503 before a stream
+    starts, an error event within one), as one that dies between a ping and its
+    statement always could.
 
     The ping itself: SQLAlchemy's asyncpg ping sends BEGIN, an empty query and ROLLBACK;
     a `SELECT 1` by the simple protocol (`execute` without arguments) proves the
@@ -177,7 +178,10 @@ def _ping_when_in_doubt(engine: AsyncEngine) -> None:
     def do_ping(dbapi_connection: Any) -> bool:
         driver = dbapi_connection.driver_connection
         if driver.is_closed():
-            return False  # replaced by a new connection, no round trip spent
+            # Replaced by a new connection, no round trip spent. (Returning False would
+            # recycle every idle connection too, as after a failed ping: a proxy's idle
+            # timeout closing this one says nothing of the others.)
+            raise DisconnectionError("closed by the server")
         last = returned_at.get(driver)
         if last is not None and time.monotonic() - last < RECENTLY_USED_SECONDS:
             return True

@@ -45,14 +45,20 @@ class FairAsyncQueue(QueueCommon[_T], Generic[_T]):
         return len(self._items)
 
     def put_nowait(self, item: _T) -> None:
+        if not self._hand_to_waiter(item):
+            if self.full():
+                raise Full()
+            self._items.append(item)
+
+    def _hand_to_waiter(self, item: _T) -> bool:
         while self._waiters:
             waiter = self._waiters.popleft()
-            if not waiter.done():  # a waiter that timed out or was cancelled is skipped
+            # Skipped: a waiter that timed out or was cancelled, or one of a loop that was
+            # closed (its task will never run again).
+            if not waiter.done() and not waiter.get_loop().is_closed():
                 waiter.set_result(item)
-                return
-        if self.full():
-            raise Full()
-        self._items.append(item)
+                return True
+        return False
 
     def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         # The pool returns connections without blocking; it never has more than maxsize
@@ -67,22 +73,27 @@ class FairAsyncQueue(QueueCommon[_T], Generic[_T]):
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         if self._items or not block:
             return self.get_nowait()  # (items and waiters never coexist: see put_nowait)
-        waiter: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
         try:
-            return await_only(self._wait(waiter, seconds=timeout))
+            return await_only(self._wait(seconds=timeout))
         except TimeoutError:
             raise Empty() from None
 
-    async def _wait(self, waiter: asyncio.Future[_T], *, seconds: float | None) -> _T:
+    async def _wait(self, *, seconds: float | None) -> _T:
+        # Made here, in the waiting task, so no waiter is queued that nobody awaits.
+        waiter: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         try:
             async with asyncio.timeout(seconds):
                 return await waiter
         except BaseException:
             # Timed out or cancelled: if a connection was handed over in the meantime,
-            # pass it on rather than lose it.
+            # pass it on rather than lose it: to the next waiter, or back among the idle
+            # ones even past maxsize (it is counted in the pool's overflow, so a later
+            # return that finds the queue full closes one).
             if waiter.done() and not waiter.cancelled():
-                self.put_nowait(waiter.result())
+                item = waiter.result()
+                if not self._hand_to_waiter(item):
+                    self._items.append(item)
             else:
                 waiter.cancel()
             raise

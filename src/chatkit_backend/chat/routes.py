@@ -145,11 +145,12 @@ async def open_request(
         audio_max_bytes=server.audio_max_bytes,
     )
     thread_id = thread_id_of(parsed) or ctx.new_thread_id
-    bind(user_id=ctx.user_id, thread_id=thread_id, run_id=ctx.request_id)
+    bind(user_id=ctx.user_id, thread_id=thread_id)
     lease = None
     if isinstance(parsed, PRODUCING) and thread_id is not None:
         lease = await admission.admit(thread_id, ctx, request.headers.get("idempotency-key"))
         ctx = replace(ctx, run=lease)
+        bind(run_id=lease.run_id)
     claimed: list[str] = []
     try:
         claimed = await claim_attachments(parsed, thread_id, server, ctx)

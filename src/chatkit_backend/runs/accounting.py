@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .. import metrics
 from ..context import RequestContext
+from .lease import new_run_id
 from .usage import RunUsage, record_usage, usage_row
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class RunAccounting:
         usage = RunUsage(
             user_id=ctx.user_id,
             thread_id=run.thread_id,
-            run_id=ctx.request_id,
+            run_id=ctx.run.run_id if ctx.run is not None else new_run_id(),
             model=run.model,
             input_tokens=run.input_tokens,
             output_tokens=run.output_tokens,

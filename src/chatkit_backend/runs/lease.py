@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from uuid import uuid4
+
+
+def new_run_id() -> str:
+    """A run's id, made here: the client's X-Request-Id (up to 128 characters, and free to
+    repeat) is neither short enough for `active_runs.run_id` nor unique."""
+    return f"run_{uuid4().hex}"
 
 
 @dataclass

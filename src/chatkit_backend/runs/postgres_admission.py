@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..context import RequestContext
 from ..db import autocommit_engine, utcnow
-from .lease import Lease
+from .lease import Lease, new_run_id
 from .limits import IDEMPOTENCY_TTL
 from .refusals import (
     duplicate_request,
@@ -46,7 +46,7 @@ async def admit_on_postgres(
 ) -> Lease:
     """A lease on the thread's run lock, or the refusal (refusals.py) saying why not."""
     now = utcnow()
-    lease = Lease(thread_id=thread_id, run_id=ctx.request_id, user_id=ctx.user_id)
+    lease = Lease(thread_id=thread_id, run_id=new_run_id(), user_id=ctx.user_id)
     async with autocommit_engine(engine).connect() as conn:
         row = (
             await conn.execute(

@@ -27,7 +27,7 @@ from ..context import RequestContext
 from ..db import utcnow
 from ..db_errors import DatabaseUnavailable
 from ..sqlite_writes import writing
-from .lease import Lease
+from .lease import Lease, new_run_id
 from .refusals import run_in_progress, too_many_runs
 from .statements import run_statements
 from .tables import ActiveRunRow
@@ -97,7 +97,7 @@ class RunRegistry:
             raise TypeError("on PostgreSQL, admit with postgres_admission.admit_on_postgres")
         now = utcnow()
         fresh = now - self.stale_after
-        lease = Lease(thread_id=thread_id, run_id=ctx.request_id, user_id=ctx.user_id)
+        lease = Lease(thread_id=thread_id, run_id=new_run_id(), user_id=ctx.user_id)
         async with writing(self.engine) as conn:
             running = await conn.scalar(
                 self._sql.count_runs, {"user_id": ctx.user_id, "fresh": fresh}
