@@ -22,7 +22,6 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chatkit_backend import db
 from chatkit_backend.app import create_app
 from chatkit_backend.chat.store import SQLStore, new_id
 from chatkit_backend.config import ConfigError, Settings, load_settings
@@ -329,22 +328,7 @@ async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture
-def ping_every_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As if every connection had been idle long enough to be pinged."""
-    monkeypatch.setattr(db, "RECENTLY_USED_SECONDS", 0.0)
-
-
-@pytest.fixture
-def ping_no_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As if every connection had just been returned: what a busy server sees, and what
-    leaves only a statement's own round trips in the log."""
-    monkeypatch.setattr(db, "RECENTLY_USED_SECONDS", 3600.0)
-
-
-async def test_a_connection_just_returned_is_not_pinged_an_idle_one_is(
-    pg_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_checkout_pings_once_a_new_connection_not_at_all(pg_engine: AsyncEngine) -> None:
     engine = pg_engine
     sent = _log_round_trips(engine)
     async with engine.begin() as conn:
@@ -353,17 +337,12 @@ async def test_a_connection_just_returned_is_not_pinged_an_idle_one_is(
     sent.clear()
     async with engine.begin() as conn:
         await conn.execute(text("INSERT INTO counted VALUES (1)"))
-    assert sent == ["BEGIN", "COMMIT"]  # just returned: open and working a moment ago
-    monkeypatch.setattr(db, "RECENTLY_USED_SECONDS", 0.05)
-    await asyncio.sleep(0.1)
-    sent.clear()
-    async with engine.begin() as conn:
-        await conn.execute(text("INSERT INTO counted VALUES (2)"))
-    # Idle for longer: one ping (SQLAlchemy's own wraps an empty query in BEGIN, ROLLBACK).
+    # However recently used: one ping (SQLAlchemy's own wraps an empty query in BEGIN,
+    # ROLLBACK).
     assert sent == ["SELECT 1", "BEGIN", "COMMIT"]
 
 
-async def test_a_read_sends_no_begin(pg_engine: AsyncEngine, ping_every_checkout: None) -> None:
+async def test_a_read_sends_no_begin(pg_engine: AsyncEngine) -> None:
     engine = pg_engine
     sent = _log_round_trips(engine)
     async with engine.begin() as conn:
@@ -389,12 +368,12 @@ async def test_a_read_sends_no_begin(pg_engine: AsyncEngine, ping_every_checkout
         assert await conn.scalar(text("SELECT count(*) FROM counted")) == 3
 
 
-@pytest.mark.parametrize("idle", [False, True], ids=["just-returned", "idle"])
+@pytest.mark.parametrize("seen", [False, True], ids=["at-once", "seen-closed"])
 async def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
-    pg_engine: AsyncEngine, pg_url: str, monkeypatch: pytest.MonkeyPatch, idle: bool
+    pg_engine: AsyncEngine, pg_url: str, seen: bool
 ) -> None:
-    # Just returned: not pinged, found closed by asyncpg. Idle: the ping finds it gone.
-    monkeypatch.setattr(db, "RECENTLY_USED_SECONDS", 0.0 if idle else 3600.0)
+    # At once: the ping finds it gone. Seen closed: asyncpg knows, and no ping is sent.
+    sent = _log_round_trips(pg_engine)
     async with pg_engine.connect() as conn:
         first = await conn.scalar(text("SELECT pg_backend_pid()"))
         driver = (await conn.get_raw_connection()).driver_connection
@@ -407,24 +386,25 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
     finally:
         await admin.close()
-    if not idle:
-        # What the server's event loop does between requests: read the connection's end.
-        # (Checked out within the loop iterations before that, it would fail once: the
-        # window that db._ping_when_in_doubt accepts, as pgxpool and HikariCP do.)
+    if seen:
         async with asyncio.timeout(5):
             await ended.wait()
         assert driver.is_closed()
+    sent.clear()
     # The pool opens a new one: no error for this read.
     async with autocommit_engine(pg_engine).connect() as conn:
         second = await conn.scalar(text("SELECT pg_backend_pid()"))
     assert second != first
+    if seen:
+        assert sent == []  # no ping for a connection known closed, none for a new one
 
 
 async def test_a_threads_row_and_an_item_are_each_written_in_one_statement(
-    pg_engine: AsyncEngine, ping_no_checkout: None
+    pg_engine: AsyncEngine,
 ) -> None:
     """A new thread's row before its first event, and each item of a turn with its
-    thread's activity time: one statement each, no BEGIN, no COMMIT."""
+    thread's activity time: one statement each (after the check-out's ping), no BEGIN,
+    no COMMIT."""
     sent = _log_round_trips(pg_engine)
     statements: list[str] = []
 
@@ -439,7 +419,7 @@ async def test_a_threads_row_and_an_item_are_each_written_in_one_statement(
     sent.clear()
     event.listen(pg_engine.sync_engine, "before_cursor_execute", record)
     await store.save_thread(thread.model_copy(update={"title": "renamed"}), alice)
-    assert (sent, statements) == ([], ["INSERT"])
+    assert (sent, statements) == (["SELECT 1"], ["INSERT"])
     statements.clear()
     item = AssistantMessageItem(
         id="msg_1",
@@ -447,8 +427,9 @@ async def test_a_threads_row_and_an_item_are_each_written_in_one_statement(
         created_at=datetime.now(),
         content=[AssistantMessageContent(text="hello")],
     )
+    sent.clear()
     await store.add_thread_item(thread.id, item, alice)
-    assert (sent, statements) == ([], ["WITH"])
+    assert (sent, statements) == (["SELECT 1"], ["WITH"])
     event.remove(pg_engine.sync_engine, "before_cursor_execute", record)
     assert (await store.load_thread(thread.id, alice)).title == "renamed"
     assert (await store.load_item(thread.id, "msg_1", alice)).id == "msg_1"
@@ -464,19 +445,20 @@ async def test_a_threads_row_and_an_item_are_each_written_in_one_statement(
 
 
 async def test_admission_is_one_statement_committed_without_waiting_for_the_wal_flush(
-    pg_engine: AsyncEngine, ping_no_checkout: None
+    pg_engine: AsyncEngine,
 ) -> None:
-    """Admission (postgres_admission.py) sends only the call of `chatkit_admit`;
-    admission and release write bookkeeping only (runs/registry.py) and skip the flush
-    wait, every other transaction keeps it."""
+    """Admission (postgres_admission.py) sends only the call of `chatkit_admit`, a
+    release only its one statement (each after its check-out's ping); both write
+    bookkeeping only (runs/registry.py) and skip the flush wait, every other transaction
+    keeps it."""
     engine = pg_engine
     sent = _log_round_trips(engine)
     await migrate(engine)
     registry = RunRegistry(engine, max_runs_per_user=5)
     admission = Admission(Limits(engine, messages_per_minute=5, daily_token_budget=None), registry)
     async with engine.begin() as conn:
-        # What the admission's own transaction has for synchronous_commit, seen by a
-        # trigger on the lock row it writes.
+        # What admission's and release's own transactions have for synchronous_commit,
+        # seen by triggers on the rows they write.
         await conn.execute(text("CREATE TABLE seen (setting text)"))
         await conn.execute(
             text(
@@ -487,7 +469,13 @@ async def test_admission_is_one_statement_committed_without_waiting_for_the_wal_
         )
         await conn.execute(
             text(
-                "CREATE TRIGGER noted AFTER INSERT ON active_runs "
+                "CREATE TRIGGER noted AFTER INSERT OR DELETE ON active_runs "
+                "FOR EACH ROW EXECUTE FUNCTION note_setting()"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER noted_usage AFTER INSERT ON usage "
                 "FOR EACH ROW EXECUTE FUNCTION note_setting()"
             )
         )
@@ -503,7 +491,7 @@ async def test_admission_is_one_statement_committed_without_waiting_for_the_wal_
         event.listen(engine.sync_engine, "before_cursor_execute", record)
         lease = await admission.admit("thr_1", RequestContext(user_id="u"), "key-1")
         event.remove(engine.sync_engine, "before_cursor_execute", record)
-        assert sent == []  # no BEGIN, no COMMIT
+        assert sent == ["SELECT 1"]  # the ping; no BEGIN, no COMMIT
         assert statements == ["SELECT refusal,"]
         async with engine.connect() as conn:
             assert await conn.scalar(text("SELECT setting FROM seen")) == "off"
@@ -519,17 +507,20 @@ async def test_admission_is_one_statement_committed_without_waiting_for_the_wal_
             "duration_ms": 3,
             "created_at": datetime.now(),
         }
+        sent.clear()
         event.listen(engine.sync_engine, "before_cursor_execute", record)
         await registry.release(lease)
+        # A run with no usage row to write (it failed before the model answered).
+        bare = await admission.admit("thr_2", RequestContext(user_id="u"), None)
+        await registry.release(bare)
         event.remove(engine.sync_engine, "before_cursor_execute", record)
-        assert statements == [
-            "SELECT set_config('synchronous_commit',",
-            "INSERT INTO",
-            "DELETE FROM",
-        ]
-        async with engine.begin() as conn:  # SET LOCAL: gone with its transaction
+        assert sent == ["SELECT 1"] * 3
+        assert statements == ["WITH no_flush_wait", "SELECT refusal,", "WITH no_flush_wait"]
+        async with engine.begin() as conn:  # set_config(..., true): gone with its commit
             assert await conn.scalar(text("SHOW synchronous_commit")) == "on"
             assert await conn.scalar(text("SELECT count(*) FROM usage")) == 1
             assert await conn.scalar(text("SELECT count(*) FROM active_runs")) == 0
+            # Admission, usage row, lock dropped; admission, lock dropped.
+            assert (await conn.scalars(text("SELECT setting FROM seen"))).all() == ["off"] * 5
     finally:
         await registry.close()

@@ -8,8 +8,6 @@ import logging
 import os
 import re
 import sqlite3
-import time
-import weakref
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -138,53 +136,31 @@ class _BoundedPool(AsyncAdaptedQueuePool):
             raise DatabaseBusy() from exc
 
 
-# A connection returned to the pool less than this long ago, and whose socket is still
-# open, is handed out without a ping (see _ping_when_in_doubt).
-RECENTLY_USED_SECONDS = 1.0
+def _ping_in_one_trip(engine: AsyncEngine) -> None:
+    """Make the pool's pre-ping one round trip instead of three.
 
+    SQLAlchemy's asyncpg ping sends BEGIN, an empty query and ROLLBACK. Every
+    check-out pings its connection first, so the two extra round trips were paid on
+    every transaction. A `SELECT 1` by the simple protocol (`execute` without
+    arguments) proves the connection as well, prepares nothing, and passes a transaction
+    pooler unchanged (not an empty query: asyncpg's simple protocol fails on its empty
+    status). Failures take the adapter's own path, so a dead connection is replaced.
 
-def _ping_when_in_doubt(engine: AsyncEngine) -> None:
-    """The pool's check-out ping: none for a connection that is surely alive, else one
-    round trip instead of three.
-
-    A connection the server closed (a restart, a failover, an administrator's
-    pg_terminate_backend) is marked closed by asyncpg once the event loop has read its
-    end: `is_closed` catches it with no round trip. One that has sat idle for a while may
-    have been dropped without a word (a NAT or firewall forgets idle connections after
-    minutes): it is pinged. One returned less than RECENTLY_USED_SECONDS ago was open and
-    working then: not pinged (pgxpool's default rule; HikariCP's is 0.5 s). Under load
-    that is nearly every check-out, and a ping costs a wait for the busy event loop as
-    well as its round trip (with 200 streams starting, each round trip before the first
-    event waited about 50 ms). What this gives up: a connection closed in the moment
-    before its check-out, before the loop has read its end (a loop iteration or two), or
-    dropped silently within that second, fails its next statement (a 503 before a stream
-    starts, an error event within one), as one that dies between a ping and its
-    statement always could.
-
-    The ping itself: SQLAlchemy's asyncpg ping sends BEGIN, an empty query and ROLLBACK;
-    a `SELECT 1` by the simple protocol (`execute` without arguments) proves the
-    connection as well, prepares nothing, and passes a transaction pooler unchanged
-    (not an empty query: asyncpg's simple protocol fails on its empty status). Failures
-    take the adapter's own path, so a dead connection is still replaced.
+    Every check-out is pinged, however recently the connection was used: after a
+    restart, a failover or an administrator's pg_terminate_backend no request fails on a
+    dead connection. (Skipping the ping for connections returned less than a second ago,
+    pgxpool's rule, was tried: asyncpg reads the server's goodbye some time before it
+    sees the socket close, and a connection checked out in between failed its request;
+    tests/test_database_faults.py caught it.) A connection asyncpg already knows closed
+    is replaced without the round trip, and alone: a failed ping would recycle every
+    idle connection too, and a proxy's idle timeout closing one says nothing of the
+    others.
     """
     dialect = engine.sync_engine.dialect
-    returned_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-
-    @event.listens_for(engine.sync_engine.pool, "checkin")
-    def _note_return(dbapi_connection: Any, _record: Any) -> None:
-        if dbapi_connection is not None:  # None: it was invalidated
-            returned_at[dbapi_connection.driver_connection] = time.monotonic()
 
     def do_ping(dbapi_connection: Any) -> bool:
-        driver = dbapi_connection.driver_connection
-        if driver.is_closed():
-            # Replaced by a new connection, no round trip spent. (Returning False would
-            # recycle every idle connection too, as after a failed ping: a proxy's idle
-            # timeout closing this one says nothing of the others.)
+        if dbapi_connection.driver_connection.is_closed():
             raise DisconnectionError("closed by the server")
-        last = returned_at.get(driver)
-        if last is not None and time.monotonic() - last < RECENTLY_USED_SECONDS:
-            return True
         try:
             dbapi_connection.run_async(lambda conn: conn.execute("SELECT 1"))
         except Exception as error:
@@ -281,7 +257,7 @@ def create_engine(
             pool_pre_ping=True,
             connect_args=pooler_connect_args() if transaction_pooler else {},
         )
-        _ping_when_in_doubt(engine)
+        _ping_in_one_trip(engine)
         _count_connections(engine, pool_size + max_overflow)
     _raise_outages_as_unavailable(engine)
     return engine

@@ -19,12 +19,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import text, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import metrics
 from ..context import RequestContext
-from ..db import utcnow
+from ..db import autocommit_engine, utcnow
 from ..db_errors import DatabaseUnavailable
 from ..sqlite_writes import writing
 from .lease import Lease, new_run_id
@@ -33,15 +33,6 @@ from .statements import run_statements
 from .tables import ActiveRunRow
 
 log = logging.getLogger(__name__)
-
-# Admission and release write bookkeeping only (the run's lock row, the message count,
-# the usage row): their commits need not wait for PostgreSQL's WAL flush, which is most of
-# a sequential turn's extra time on PostgreSQL. If PostgreSQL itself crashes, the last
-# moment of such commits may be lost: a lock row (it goes stale in `stale_after`), a
-# count, a usage row. Messages, threads and tasks keep synchronous commits.
-# (Admission on PostgreSQL does the same inside `chatkit_admit`, migration 0009.)
-_NO_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)"
-_RELEASE_WITHOUT_FLUSH_WAIT = text(f"SELECT {_NO_FLUSH_WAIT}")
 
 
 @dataclass(frozen=True)
@@ -162,25 +153,16 @@ class RunRegistry:
             self._unreleased[lease.run_id] = _Unreleased(usage, deadline)
             self._ensure_watcher()
 
-    async def _without_flush_wait(self, conn: AsyncConnection) -> None:
-        if self.engine.dialect.name == "postgresql":
-            await conn.execute(_RELEASE_WITHOUT_FLUSH_WAIT)
-
     async def _release_rows(self, run_id: str, usage: dict[str, object] | None) -> None:
         """Write `usage` and drop the lock; raise only if the lock could not be dropped."""
         usage_error: Exception | None = None
         if usage is not None:
             try:
-                async with writing(self.engine) as conn:
-                    await self._without_flush_wait(conn)
-                    await conn.execute(self._sql.insert_usage, usage)
-                    await self._drop_lock(conn, run_id)
+                await self._drop_lock(run_id, usage)
                 return
             except Exception as exc:
                 usage_error = exc
-        async with writing(self.engine) as conn:
-            await self._without_flush_wait(conn)
-            await self._drop_lock(conn, run_id)
+        await self._drop_lock(run_id, None)
         if usage_error is not None:
             # Losing one usage row must not keep the thread locked.
             log.error("could not record usage", exc_info=usage_error)
@@ -200,8 +182,29 @@ class RunRegistry:
             del self._unreleased[run_id]
             log.info("released run %s after the database came back", run_id)
 
-    async def _drop_lock(self, conn: AsyncConnection, run_id: str) -> None:
-        await conn.execute(self._sql.drop_lock, {"run_id": run_id})
+    async def _drop_lock(self, run_id: str, usage: dict[str, object] | None) -> None:
+        """Drop the run's lock row, and write `usage` with it (one commit).
+
+        Bookkeeping only (as admission's lock row and count): on PostgreSQL its commit
+        does not wait for the WAL flush, which was most of a sequential turn's extra time
+        there, and it is one statement (statements.py `_releases`). If PostgreSQL itself
+        crashes, the last moment of such commits may be lost: a lock row (it goes stale
+        in `stale_after`), a count, a usage row. Messages, threads and tasks keep
+        synchronous commits.
+        """
+        if self._sql.release is not None and self._sql.release_with_usage is not None:
+            params: dict[str, object] = {"run_id": run_id}
+            statement = self._sql.release
+            if usage is not None:
+                statement = self._sql.release_with_usage
+                params |= {f"usage_{name}": value for name, value in usage.items()}
+            async with autocommit_engine(self.engine).connect() as conn:
+                await conn.execute(statement, params)
+            return
+        async with writing(self.engine) as conn:
+            if usage is not None:
+                await conn.execute(self._sql.insert_usage, usage)
+            await conn.execute(self._sql.drop_lock, {"run_id": run_id})
 
     async def request_stop(self, thread_id: str, ctx: RequestContext) -> bool:
         """Ask the thread's active run to stop, wherever it runs; False if none is active."""

@@ -20,8 +20,10 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    true,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.dml import ReturningInsert
 
 from ..db import Insert, insert_params
@@ -64,6 +66,31 @@ class RunStatements:
     count_message: ReturningInsert[Any]
     # USAGE_COLUMNS
     insert_usage: Insert
+    # PostgreSQL, each one statement without a transaction around it and committed
+    # without the WAL flush wait (registry.py): run_id (drops the lock), and
+    # usage_ + each of USAGE_COLUMNS (writes the usage row in the same statement)
+    release: Delete | None
+    release_with_usage: Delete | None
+
+
+def _releases() -> tuple[Delete, Delete]:
+    """A run's release on PostgreSQL in one round trip instead of five (BEGIN, the
+    setting, the usage row, the lock drop, COMMIT). `set_config(..., true)` in a CTE lasts
+    until the statement's own commit; the CTE runs only if the statement reads it, hence
+    the condition on it and the usage row selected from it."""
+    runs, usage = ActiveRunRow.__table__.c, UsageRow.__table__.c
+    no_flush_wait = select(
+        func.set_config("synchronous_commit", "off", true()).label("setting")
+    ).cte("no_flush_wait")
+    release = delete(ActiveRunRow).where(
+        runs.run_id == bindparam("run_id"),
+        select(no_flush_wait.c.setting).scalar_subquery().is_not(None),
+    )
+    row = select(
+        *(bindparam(f"usage_{name}", type_=usage[name].type) for name in USAGE_COLUMNS)
+    ).select_from(no_flush_wait)
+    used = postgresql.insert(UsageRow).from_select(USAGE_COLUMNS, row).cte("used")
+    return release, release.add_cte(used)
 
 
 @cache
@@ -98,4 +125,9 @@ def run_statements(dialect: str) -> RunStatements:
         .values(heartbeat_at=bindparam("heartbeat_at")),
         count_message=count_message,
         insert_usage=insert_params(dialect, UsageRow.__table__, USAGE_COLUMNS),
+        **(
+            dict(zip(("release", "release_with_usage"), _releases(), strict=True))
+            if dialect == "postgresql"
+            else {"release": None, "release_with_usage": None}
+        ),
     )

@@ -47,7 +47,7 @@ CREATE OR REPLACE FUNCTION chatkit_admit(
 DECLARE
     sent integer;
 BEGIN
-    -- Bookkeeping rows only: see _NO_FLUSH_WAIT in runs/registry.py.
+    -- Bookkeeping rows only: see RunRegistry._drop_lock in runs/registry.py.
     PERFORM set_config('synchronous_commit', 'off', true);
     -- The lock of runs/registry.py: one user's admissions one at a time.
     PERFORM pg_advisory_xact_lock(hashtext(p_user_id));
