@@ -19,6 +19,7 @@ from chatkit.store import NotFoundError
 from chatkit.types import AssistantMessageContent, AssistantMessageItem, ThreadMetadata
 from fastapi import FastAPI, Request
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -27,17 +28,20 @@ from chatkit_backend.chat.store import SQLStore, new_id
 from chatkit_backend.config import ConfigError, Settings, load_settings
 from chatkit_backend.context import RequestContext
 from chatkit_backend.db import autocommit_engine, create_engine, engine_for, migrate, migrate_for
-from chatkit_backend.db_errors import DatabaseBusy
+from chatkit_backend.db_errors import DatabaseBusy, DatabaseUnavailable
 from chatkit_backend.db_pooler import names_a_pooler
+from chatkit_backend.metrics import DB_CONNECTIONS_IN_USE
 from chatkit_backend.runs.admission import Admission
 from chatkit_backend.runs.limits import Limits
 from chatkit_backend.runs.registry import RunRegistry
 
 from .conftest import scripted_settings
 from .databases import postgres_database
+from .db_outages import PostgresDown, during
 from .live import live_server, parse_sse
 from .pgbouncer import PgBouncer
 from .scripted_provider import ScriptedProvider, Text
+from .tcp_proxy import TcpProxy
 
 # --- which URLs name a pooler ---------------------------------------------------------------
 
@@ -524,3 +528,32 @@ async def test_admission_is_one_statement_committed_without_waiting_for_the_wal_
             assert (await conn.scalars(text("SELECT setting FROM seen"))).all() == ["off"] * 5
     finally:
         await registry.close()
+
+
+async def test_connections_in_use_stay_true_through_an_outage(pg_url: str) -> None:
+    """/metrics' connections in use (db._count_connections) after check-outs that failed
+    while PostgreSQL was away: SQLAlchemy checks such a connection in without it ever
+    having been checked out, which once counted the gauge down for nothing."""
+    url = make_url(pg_url)
+    assert url.host is not None and url.port is not None
+    with TcpProxy(url.host, url.port) as proxy:
+        through = load_settings(
+            database_url=url.set(port=proxy.port).render_as_string(hide_password=False)
+        )
+        engine = create_engine(through.async_database_url, pool_size=2, max_overflow=0)
+        try:
+            async with engine.connect() as conn:
+                await conn.scalar(text("SELECT 1"))
+            before = DB_CONNECTIONS_IN_USE._value.get()
+            with during(PostgresDown(proxy)):
+                for _ in range(3):
+                    with pytest.raises(DatabaseUnavailable):
+                        async with engine.connect() as conn:
+                            await conn.scalar(text("SELECT 1"))
+            assert DB_CONNECTIONS_IN_USE._value.get() == before
+            async with engine.connect() as conn:
+                assert await conn.scalar(text("SELECT 1")) == 1
+                assert DB_CONNECTIONS_IN_USE._value.get() == before + 1
+            assert DB_CONNECTIONS_IN_USE._value.get() == before
+        finally:
+            await engine.dispose()

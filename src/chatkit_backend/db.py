@@ -178,12 +178,16 @@ def _count_connections(engine: AsyncEngine, capacity: int) -> None:
     pool = engine.sync_engine.pool
 
     @event.listens_for(pool, "checkout")
-    def _out(*_args: Any) -> None:
+    def _out(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        record.record_info["counted_out"] = True
         DB_CONNECTIONS_IN_USE.inc()
 
     @event.listens_for(pool, "checkin")
-    def _in(*_args: Any) -> None:
-        DB_CONNECTIONS_IN_USE.dec()
+    def _in(_dbapi_connection: Any, record: Any) -> None:
+        # A check-out that failed (a reconnect refused during an outage) is checked in
+        # without having been counted out: counting it down would leave the gauge low.
+        if record.record_info.pop("counted_out", False):
+            DB_CONNECTIONS_IN_USE.dec()
 
     @event.listens_for(engine.sync_engine, "engine_disposed")
     def _disposed(*_args: Any) -> None:
