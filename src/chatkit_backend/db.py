@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Integer, bindparam, event, text
+from sqlalchemy import BigInteger, Integer, Select, bindparam, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -93,6 +93,18 @@ def insert_params(dialect: str, table: Any, columns: Iterable[str]) -> Insert:
     """
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).values({name: bindparam(name) for name in columns})
+
+
+def prefixed_row(table: Any, columns: Iterable[str], prefix: str) -> Select[Any]:
+    """A one-row SELECT of `table`'s `columns` as typed bind parameters named `prefix` +
+    column: the row an INSERT ... SELECT writes inside a statement that has other bind
+    parameters of the same names (an UPDATE takes any parameter named after one of its
+    table's columns as a value to SET). Execute with `prefixed(values, prefix)`."""
+    return select(*(bindparam(prefix + name, type_=table.c[name].type) for name in columns))
+
+
+def prefixed(values: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {prefix + name: value for name, value in values.items()}
 
 
 def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:

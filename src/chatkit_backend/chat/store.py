@@ -42,12 +42,12 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..context import RequestContext
-from ..db import autocommit_engine, utcnow
+from ..db import autocommit_engine, prefixed, utcnow
 from ..sqlite_writes import writing
 from ..text_rules import storable, storable_json
 from ..timestamps import sdk_time_to_utc
 from . import stored_items
-from .store_statements import store_statements
+from .store_statements import ITEM_PREFIX, store_statements
 from .tables import DELETING, PENDING, READY, AttachmentRow, FeedbackRow, ItemRow, ThreadRow
 
 if TYPE_CHECKING:
@@ -372,8 +372,9 @@ class SQLStore(Store[RequestContext]):
         touch = {"thread_id": thread_id, "owner_id": context.user_id, "updated_at": utcnow()}
         if self._sql.touch_and_save_item is not None:
             async with self._write_one() as conn:
-                named = {f"item_{name}": value for name, value in row.items()}
-                found = await conn.scalar(self._sql.touch_and_save_item, named | touch)
+                found = await conn.scalar(
+                    self._sql.touch_and_save_item, prefixed(row, ITEM_PREFIX) | touch
+                )
             if not found:
                 raise NotFoundError(f"Thread {thread_id} not found")
             return

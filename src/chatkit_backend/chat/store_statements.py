@@ -15,11 +15,13 @@ from typing import Any
 from sqlalchemy import Integer, Select, Update, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql
 
-from ..db import Insert, insert_params
+from ..db import Insert, insert_params, prefixed_row
 from .tables import ItemRow, ThreadRow
 
 THREAD_COLUMNS = ("id", "user_id", "title", "created_at", "updated_at", "data")
 ITEM_COLUMNS = ("id", "thread_id", "user_id", "type", "created_at", "data")
+# The item's values in touch_and_save_item (db.prefixed_row).
+ITEM_PREFIX = "item_"
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class StoreStatements:
     touch_thread: Update
     # ITEM_COLUMNS; updates data and type of an item of that same user and thread only
     save_item: Insert
-    # PostgreSQL: touch_thread and save_item in one statement (item_ + each of
+    # PostgreSQL: touch_thread and save_item in one statement (ITEM_PREFIX + each of
     # ITEM_COLUMNS, thread_id, owner_id, updated_at); answers 1 if the user's thread was
     # there (and the item written, unless its id is another thread's or user's), else 0
     touch_and_save_item: Select[Any] | None
@@ -64,14 +66,13 @@ def _touch_and_save_item(touch_thread: Update) -> Select[Any]:
     around it (it is atomic on its own): one round trip where BEGIN, two statements and
     COMMIT took four, each of them a wait for a busy event loop. The item is written only
     if the thread was touched, that is, if it is the user's."""
-    items = ItemRow.__table__.c
     touched = touch_thread.returning(ThreadRow.__table__.c.id).cte("touched")
-    # Named apart from the columns of threads, which the UPDATE would take as SET values.
-    values = select(*(bindparam(f"item_{name}", type_=items[name].type) for name in ITEM_COLUMNS))
+    values = prefixed_row(ItemRow.__table__, ITEM_COLUMNS, ITEM_PREFIX)
     saved = _item_upsert(
         postgresql.insert(ItemRow).from_select(ITEM_COLUMNS, values.select_from(touched))
     )
-    return select(func.count()).select_from(touched).add_cte(saved.returning(items.id).cte("saved"))
+    saved_ids = saved.returning(ItemRow.__table__.c.id).cte("saved")
+    return select(func.count()).select_from(touched).add_cte(saved_ids)
 
 
 @cache

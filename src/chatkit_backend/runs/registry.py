@@ -24,12 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .. import metrics
 from ..context import RequestContext
-from ..db import autocommit_engine, utcnow
+from ..db import autocommit_engine, prefixed, utcnow
 from ..db_errors import DatabaseUnavailable
 from ..sqlite_writes import writing
 from .lease import Lease, new_run_id
 from .refusals import run_in_progress, too_many_runs
-from .statements import run_statements
+from .statements import USAGE_PREFIX, run_statements
 from .tables import ActiveRunRow
 
 log = logging.getLogger(__name__)
@@ -192,14 +192,11 @@ class RunRegistry:
         in `stale_after`), a count, a usage row. Messages, threads and tasks keep
         synchronous commits.
         """
-        if self._sql.release is not None and self._sql.release_with_usage is not None:
-            params: dict[str, object] = {"run_id": run_id}
-            statement = self._sql.release
-            if usage is not None:
-                statement = self._sql.release_with_usage
-                params |= {f"usage_{name}": value for name, value in usage.items()}
+        release = self._sql.release if usage is None else self._sql.release_with_usage
+        if release is not None:  # PostgreSQL
+            params = {"run_id": run_id} | prefixed(usage or {}, USAGE_PREFIX)
             async with autocommit_engine(self.engine).connect() as conn:
-                await conn.execute(statement, params)
+                await conn.execute(release, params)
             return
         async with writing(self.engine) as conn:
             if usage is not None:

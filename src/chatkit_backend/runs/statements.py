@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.dml import ReturningInsert
 
-from ..db import Insert, insert_params
+from ..db import Insert, insert_params, prefixed_row
 from .tables import ActiveRunRow, RateWindowRow, UsageRow
 
 RUN_COLUMNS = (
@@ -48,6 +48,8 @@ USAGE_COLUMNS = (
     "duration_ms",
     "created_at",
 )
+# The usage row's values in release_with_usage (db.prefixed_row).
+USAGE_PREFIX = "usage_"
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class RunStatements:
     insert_usage: Insert
     # PostgreSQL, each one statement without a transaction around it and committed
     # without the WAL flush wait (registry.py): run_id (drops the lock), and
-    # usage_ + each of USAGE_COLUMNS (writes the usage row in the same statement)
+    # USAGE_PREFIX + each of USAGE_COLUMNS (writes the usage row in the same statement)
     release: Delete | None
     release_with_usage: Delete | None
 
@@ -78,7 +80,7 @@ def _releases() -> tuple[Delete, Delete]:
     setting, the usage row, the lock drop, COMMIT). `set_config(..., true)` in a CTE lasts
     until the statement's own commit; the CTE runs only if the statement reads it, hence
     the condition on it and the usage row selected from it."""
-    runs, usage = ActiveRunRow.__table__.c, UsageRow.__table__.c
+    runs = ActiveRunRow.__table__.c
     no_flush_wait = select(
         func.set_config("synchronous_commit", "off", true()).label("setting")
     ).cte("no_flush_wait")
@@ -86,9 +88,7 @@ def _releases() -> tuple[Delete, Delete]:
         runs.run_id == bindparam("run_id"),
         select(no_flush_wait.c.setting).scalar_subquery().is_not(None),
     )
-    row = select(
-        *(bindparam(f"usage_{name}", type_=usage[name].type) for name in USAGE_COLUMNS)
-    ).select_from(no_flush_wait)
+    row = prefixed_row(UsageRow.__table__, USAGE_COLUMNS, USAGE_PREFIX).select_from(no_flush_wait)
     used = postgresql.insert(UsageRow).from_select(USAGE_COLUMNS, row).cte("used")
     return release, release.add_cte(used)
 
@@ -113,6 +113,7 @@ def run_statements(dialect: str) -> RunStatements:
         index_elements=["user_id", "window_start"], set_={"count": windows.count + 1}
     ).returning(windows.count)
 
+    release, release_with_usage = _releases() if dialect == "postgresql" else (None, None)
     return RunStatements(
         count_runs=select(func.count()).where(
             runs.user_id == bindparam("user_id"), runs.heartbeat_at >= bindparam("fresh")
@@ -125,9 +126,6 @@ def run_statements(dialect: str) -> RunStatements:
         .values(heartbeat_at=bindparam("heartbeat_at")),
         count_message=count_message,
         insert_usage=insert_params(dialect, UsageRow.__table__, USAGE_COLUMNS),
-        **(
-            dict(zip(("release", "release_with_usage"), _releases(), strict=True))
-            if dialect == "postgresql"
-            else {"release": None, "release_with_usage": None}
-        ),
+        release=release,
+        release_with_usage=release_with_usage,
     )
